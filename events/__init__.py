@@ -1,0 +1,1 @@
+"""Toolkit for the new services: consuming the change events the gateway publishes."""

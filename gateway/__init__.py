@@ -1,0 +1,1 @@
+"""strangler gateway: everything on the request path (config, routing, proxying, capture, admin)."""

@@ -1,0 +1,125 @@
+"""The ``strangler`` command line: argument parsing and dispatch only.
+
+Exit codes: 0 success, 1 a check found a difference, 2 invalid input
+(configuration or arguments), 3 not implemented in this version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from gateway.config import Config, ConfigError, load_file
+
+EXIT_OK, EXIT_DIFF, EXIT_INVALID, EXIT_NOT_IMPLEMENTED = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    return str(args.config or os.environ.get("STRANGLER_CONFIG") or "routes.yaml")
+
+
+def load_or_report(args: argparse.Namespace) -> Config | None:
+    """Load the configuration, printing every problem to stderr when it is invalid."""
+    try:
+        return load_file(_config_path(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    if args.schema:
+        from gateway.config_spec import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
+    config = load_or_report(args)
+    if config is None:
+        return EXIT_INVALID
+    print(
+        f"{config.source}: ok ({len(config.routes)} routes, {len(config.backends)} backends)",
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_or_report(args)
+    if config is None:
+        return EXIT_INVALID
+    from gateway.server import serve
+
+    return serve(config, workers=args.workers, config_path=_config_path(args))
+
+
+def not_implemented(what: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"strangler {what}: not implemented yet", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="routes.yaml to use (default: $STRANGLER_CONFIG, else ./routes.yaml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="strangler",
+        description="Strangler-fig migration gateway: shift traffic, capture legacy writes "
+        "as events, compare shadow responses, render Istio manifests.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run the gateway")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("validate", parents=[common], help="check routes.yaml; exit 2 if invalid")
+    p.add_argument("--schema", action="store_true", help="print the JSON Schema of routes.yaml")
+    p.set_defaults(handler=cmd_validate)
+
+    groups: dict[str, Sequence[str]] = {
+        "istio": ("render", "import"),
+        "outbox": ("init", "status", "doubts", "relay", "install-triggers", "uninstall-triggers"),
+        "shadow": ("report",),
+        "dlq": ("list", "replay"),
+    }
+    helps = {
+        "istio": "render routes.yaml to Istio manifests, or import a VirtualService",
+        "outbox": "manage the transactional outbox and its relay to Kafka",
+        "shadow": "report on shadow comparisons",
+        "dlq": "inspect and replay dead-lettered events",
+    }
+    for group, actions in groups.items():
+        g = sub.add_parser(group, help=helps[group])
+        gsub = g.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for action in actions:
+            a = gsub.add_parser(action, parents=[common], help=f"{group} {action}")
+            a.set_defaults(handler=not_implemented(f"{group} {action}"))
+
+    p = sub.add_parser(
+        "demo", parents=[common], help="run the demo: monolith, new service, gateway"
+    )
+    p.set_defaults(handler=not_implemented("demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shadow traffic: mirroring sampled requests and comparing the responses."""
