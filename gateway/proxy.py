@@ -1,0 +1,458 @@
+"""The proxy: a raw ASGI callable that routes, forwards and streams.
+
+It does I/O only.  :mod:`gateway.routing` decides the route and backend,
+:mod:`gateway.headers` rewrites headers, :mod:`gateway.upstream` carries the
+exchange, and :mod:`gateway.retry` says whether a failed attempt is tried again.
+A :class:`Generation` holds everything derived from one configuration; a reload
+swaps it, and requests in flight finish on the one they started with.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from gateway.config import Backend, Config
+from gateway.headers import TrustedProxies, request_headers, response_headers
+from gateway.metrics import GatewayMetrics
+from gateway.outlier import Outliers
+from gateway.paths import PathError, normalise
+from gateway.retry import FALLBACK_STATUSES, Attempt, next_step
+from gateway.routing import Decision, Facts, Refused, Table
+from gateway.upstream import (
+    Transport,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+
+
+@dataclass
+class Generation:
+    """Everything derived from one configuration."""
+
+    config: Config
+    table: Table = field(init=False)
+    trusted: TrustedProxies = field(init=False)
+    route_header: bytes = field(init=False)
+    backend_header: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.table = Table(self.config)
+        self.trusted = TrustedProxies(self.config.proxy.trusted_proxies)
+        self.route_header = self.config.proxy.route_header.lower().encode()
+        self.backend_header = self.config.proxy.backend_header.lower().encode()
+
+
+def _json_error(
+    status: int, error: str, **fields: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": error, **fields}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    return status, headers, body
+
+
+class Proxy:
+    """The gateway's ASGI application for proxied traffic."""
+
+    def __init__(
+        self,
+        generation: Generation,
+        transport: Transport,
+        metrics: GatewayMetrics | None = None,
+        draw: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.generation = generation
+        self.transport = transport
+        self.metrics = metrics or GatewayMetrics()
+        self.draw = draw
+        self.clock = clock
+        self.outliers = Outliers(
+            {n: b.outlier for n, b in generation.config.backends.items()}, clock
+        )
+        self.websocket: Callable[[Generation, Scope, Receive, Send], Awaitable[None]] | None = None
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+
+    def swap(self, generation: Generation) -> None:
+        """Serve new requests from ``generation``; requests in flight keep the old one."""
+        self.outliers.reconfigure({n: b.outlier for n, b in generation.config.backends.items()})
+        self.generation = generation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            if self.websocket is None:
+                await send({"type": "websocket.close", "code": 1011})
+                return
+            await self.websocket(self.generation, scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    for hook in self.on_startup:
+                        await hook()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    for hook in self.on_shutdown:
+                        await hook()
+                    await self.transport.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _refuse(self, send: Send, status: int, reason: str, metric: str) -> None:
+        self.metrics.refused.inc((metric,))
+        status, headers, body = _json_error(status, reason)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gen = self.generation
+        method: str = scope["method"]
+        info = scope.get("extensions", {}).get("strangler")
+        if info is not None:
+            if info["overflow"]:
+                return await self._refuse(send, 431, "request headers too large", "headers")
+            target: bytes = info["target"]
+            if not target.startswith(b"/"):
+                return await self._refuse(
+                    send,
+                    400,
+                    "absolute-form or authority-form request target refused",
+                    "absolute-form",
+                )
+        if method == "CONNECT":
+            return await self._refuse(send, 405, "CONNECT is not supported", "connect")
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        table = gen.table
+        wanted = table.wanted_headers
+        picked: dict[str, str] = {}
+        cookie = content_length = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"cookie":
+                cookie = value
+            if wanted:
+                key = name.decode("latin-1")
+                if key in wanted:
+                    picked[key] = value.decode("latin-1")
+        try:
+            path = normalise(raw_path)
+        except PathError as exc:
+            return await self._refuse(send, 400, str(exc), "path")
+        query_string: bytes = scope.get("query_string", b"")
+        query = (
+            dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+            if table.needs_query and query_string
+            else {}
+        )
+        cookies: dict[str, str] = {}
+        new_user = None
+        if table.wanted_cookies:
+            if cookie is not None:
+                cookies = _parse_cookies(cookie.decode("latin-1"))
+            new_user = _new_user_id()
+        facts = Facts(method, path, picked, query, cookies)
+        try:
+            decision = table.decide(facts, self.draw(), raw_path, self.outliers.ejected(), new_user)
+        except Refused as exc:
+            return await self._refuse(send, exc.status, exc.reason, "path")
+        if decision is None:
+            return await self._refuse(send, 404, "no route matches", "no-route")
+        route = decision.route
+        if decision.override_ignored:
+            self.metrics.override_ignored.inc((route.name,))
+        limit = (
+            route.max_body_bytes
+            if route.max_body_bytes is not None
+            else gen.config.proxy.max_body_bytes
+        )
+        if content_length is not None:
+            try:
+                length = int(content_length)
+            except ValueError:
+                return await self._refuse(send, 400, "invalid Content-Length", "framing")
+            if length > limit:
+                return await self._refuse(send, 413, "request body too large", "body-size")
+        body = b""
+        stream: AsyncIterator[bytes] | None = None
+        try:
+            if chunked or (content_length is not None and content_length != b"0"):
+                body, stream = await _read_body(
+                    receive, gen.config.proxy.replay_buffer_bytes, limit
+                )
+            await self._forward(
+                gen, scope, send, decision, method, path, query_string, body, stream
+            )
+        except _BodyTooLarge:
+            await self._refuse(send, 413, "request body too large", "body-size")
+        except _ClientGone:
+            self.metrics.refused.inc(("client-gone",))
+
+    async def _forward(
+        self,
+        gen: Generation,
+        scope: Scope,
+        send: Send,
+        decision: Decision,
+        method: str,
+        path: str,
+        query_string: bytes,
+        body: bytes,
+        stream: AsyncIterator[bytes] | None,
+    ) -> None:
+        metrics = self.metrics
+        route = decision.route
+        client = scope.get("client")
+        client_ip = client[0] if client else "0.0.0.0"
+        backend_name = decision.backend
+        backend = gen.config.backends[backend_name]
+        outgoing = request_headers(
+            scope["headers"],
+            client_ip,
+            scope.get("scheme", "http"),
+            client_ip in gen.trusted,
+            _host_for(backend),
+        )
+        target = (backend.base_path + path).encode("latin-1")
+        if query_string:
+            target += b"?" + query_string
+        start = self.clock()
+        budget = route.timeout or backend.request_timeout
+        deadline = start + budget
+        attempt = Attempt(
+            backend=backend_name, fallback=decision.fallback, retries_left=route.retries.attempts
+        )
+        metrics.in_flight.inc()
+        response: UpstreamResponse | None = None
+        try:
+            while True:
+                backend = gen.config.backends[attempt.backend]
+                if backend.host_header == "backend":
+                    outgoing.headers[-1] = (b"host", _host_for(backend) or b"")
+                remaining = deadline - self.clock()
+                per_try = route.retries.per_try_timeout or remaining
+                request = UpstreamRequest(
+                    method.encode(), target, outgoing.headers, body, stream, method == "HEAD"
+                )
+                error: UpstreamError | None = None
+                response = None
+                if remaining <= 0:
+                    error = UpstreamTimeout("route timeout exhausted")
+                else:
+                    try:
+                        response = await self.transport.send(
+                            backend.host,
+                            backend.port,
+                            request,
+                            backend.connect_timeout,
+                            min(per_try, remaining),
+                            backend.pool_size,
+                        )
+                    except UpstreamError as exc:
+                        error = exc
+                if error is not None:
+                    metrics.upstream_errors.inc((attempt.backend, error.kind))
+                    self._failed(attempt.backend)
+                elif response is not None and response.status in FALLBACK_STATUSES:
+                    self._failed(attempt.backend)
+                else:
+                    self.outliers.success(attempt.backend)
+                step = next_step(
+                    attempt,
+                    route.retries,
+                    error,
+                    response.status if response is not None else None,
+                    idempotent=method in IDEMPOTENT,
+                    replayable=stream is None,
+                )
+                if step is None:
+                    break
+                if response is not None:
+                    response.close()
+                    response = None
+                if step.backend != attempt.backend:
+                    metrics.fallbacks.inc((route.name, attempt.backend, step.backend))
+                else:
+                    metrics.retries.inc((route.name, attempt.backend))
+                attempt = step
+            elapsed = self.clock() - start
+            served = attempt.backend
+            extra: list[tuple[bytes, bytes]] = [(b"x-request-id", outgoing.request_id)]
+            if gen.config.proxy.response_headers:
+                extra += [
+                    (gen.route_header, route.name.encode()),
+                    (gen.backend_header, served.encode()),
+                ]
+            if decision.set_cookie is not None:
+                name, value = decision.set_cookie
+                extra.append(
+                    (
+                        b"set-cookie",
+                        f"{name}={value}; {_COOKIE_ATTRIBUTES}".encode(),
+                    )
+                )
+            if response is None:
+                assert error is not None
+                status = 504 if isinstance(error, UpstreamTimeout) else 502
+                status, headers, payload = _json_error(
+                    status, f"upstream {error.kind}: {error}", route=route.name, backend=served
+                )
+                await send(
+                    {"type": "http.response.start", "status": status, "headers": headers + extra}
+                )
+                await send({"type": "http.response.body", "body": payload})
+            else:
+                status = response.status
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": response_headers(response.headers, extra),
+                    }
+                )
+                async for chunk in response.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            metrics.requests.inc((route.name, served, _STATUS_CLASS[status // 100]))
+            metrics.latency.observe((route.name, served), elapsed)
+            if gen.config.proxy.access_log:
+                _access_log(
+                    route.name,
+                    served,
+                    method,
+                    path,
+                    status,
+                    elapsed,
+                    self.clock() - start,
+                    outgoing.request_id,
+                )
+        finally:
+            metrics.in_flight.dec()
+            if response is not None:
+                response.close()
+
+    def _failed(self, backend: str) -> None:
+        if self.outliers.failure(backend):
+            self.metrics.ejections.inc((backend,))
+
+
+_COOKIE_ATTRIBUTES = "Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
+_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def _host_for(backend: Backend) -> bytes | None:
+    if backend.host_header != "backend":
+        return None
+    default = backend.port == 80
+    return (backend.host if default else f"{backend.host}:{backend.port}").encode()
+
+
+def _new_user_id() -> str:
+    return random.getrandbits(96).to_bytes(12, "big").hex()
+
+
+def _parse_cookies(header: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            out.setdefault(name, value)
+    return out
+
+
+async def _read_body(
+    receive: Receive, keep: int, limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Read the body up to ``keep`` bytes; return it whole, or its start plus a stream."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), None
+        if size > keep:
+            break
+    head = b"".join(parts)
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield head
+        total = size
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                raise _BodyTooLarge
+            yield chunk
+            if not message.get("more_body", False):
+                return
+
+    return b"", rest()
+
+
+class _ClientGone(Exception):
+    """The client went away while sending its body."""
+
+
+class _BodyTooLarge(Exception):
+    """The request body grew past the route's limit."""
+
+
+def _access_log(
+    route: str,
+    backend: str,
+    method: str,
+    path: str,
+    status: int,
+    upstream: float,
+    total: float,
+    request_id: bytes,
+) -> None:
+    sys.stdout.write(
+        json.dumps(
+            {
+                "ts": time.time(),
+                "route": route,
+                "backend": backend,
+                "method": method,
+                "path": path,
+                "status": status,
+                "upstream_ms": round(upstream * 1000, 3),
+                "total_ms": round(total * 1000, 3),
+                "request_id": request_id.decode(),
+            }
+        )
+        + "\n"
+    )
