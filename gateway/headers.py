@@ -12,7 +12,7 @@ backend are named.
 from __future__ import annotations
 
 import ipaddress
-import os
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,13 +35,17 @@ _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-
 
 
 def new_request_id() -> bytes:
-    return os.urandom(16).hex().encode()
+    # An identifier, not a secret: the PRNG avoids a getrandom() call per request.
+    return b"%032x" % random.getrandbits(128)
+
+
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
-        if name == b"connection":
+        if name == b"connection" and value not in _PLAIN_CONNECTION:
             tokens.update(t.strip().lower() for t in value.split(b","))
     tokens.discard(b"close")
     tokens.discard(b"keep-alive")

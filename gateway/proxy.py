@@ -333,9 +333,13 @@ class Proxy:
                         "headers": response_headers(response.headers, extra),
                     }
                 )
-                async for chunk in response.chunks():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                whole = response.complete_body()
+                if whole is not None:  # small responses arrive with their head: one message
+                    await send({"type": "http.response.body", "body": whole})
+                else:
+                    async for chunk in response.chunks():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
             metrics.requests.inc((route.name, served, _STATUS_CLASS[status // 100]))
             metrics.latency.observe((route.name, served), elapsed)
             if gen.config.proxy.access_log:

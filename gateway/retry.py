@@ -14,7 +14,7 @@ refused-stream and reset):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gateway.config import Retries
 from gateway.upstream import UpstreamError
@@ -30,7 +30,7 @@ _ERROR_CONDITIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
     backend: str
     fallback: str | None
@@ -68,7 +68,9 @@ def next_step(
     if not safe:
         return None
     if retry and attempt.retries_left > 0:
-        return replace(attempt, retries_left=attempt.retries_left - 1)
+        return Attempt(
+            attempt.backend, attempt.fallback, attempt.retries_left - 1, attempt.on_fallback
+        )
     if falls_back and attempt.fallback is not None and not attempt.on_fallback:
         return Attempt(attempt.fallback, None, retries.attempts, on_fallback=True)
     return None

@@ -32,7 +32,9 @@ class Refused(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+# Facts, Decision and Attempt are made per request: plain slotted classes, because a
+# frozen dataclass's __init__ costs a object.__setattr__ call per field.
+@dataclass(slots=True)
 class Facts:
     """What routing needs to know about a request, as plain values."""
 
@@ -43,7 +45,7 @@ class Facts:
     cookies: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     route: Route
     backend: str
@@ -61,9 +63,18 @@ class _Compiled:
     total: int
 
 
+_points: dict[str, int] = {}
+
+
 def sticky_point(key: str) -> int:
-    """A user's fixed place in the hash space."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    """A user's fixed place in the hash space (memoised: the same users come back)."""
+    point = _points.get(key)
+    if point is None:
+        if len(_points) >= 100_000:
+            _points.clear()
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        point = _points[key] = int.from_bytes(digest, "big")
+    return point
 
 
 def _order(route: Route, legacy: frozenset[str]) -> tuple[tuple[str, int], ...]:

@@ -71,6 +71,10 @@ class UpstreamResponse(Protocol):
     status: int
     headers: Headers
 
+    def complete_body(self) -> bytes | None:
+        """The whole body if it has already arrived (then the response is done), else None."""
+        ...
+
     def chunks(self) -> AsyncIterator[bytes]: ...
 
     def close(self) -> None: ...
@@ -114,6 +118,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.body_waiter: asyncio.Future[None] | None = None
         self.complete = False
+        self.keep_alive = False
         self.error: UpstreamError | None = None
         self.reading_paused = False
         self.head_request = False
@@ -187,6 +192,8 @@ class _Connection(asyncio.Protocol):
         if self.status == 0:
             return  # end of an interim (1xx) response
         self.complete = True
+        # Read it now: httptools forgets the message's keep-alive state once it completes.
+        self.keep_alive = self.parser.should_keep_alive()
         self._wake()
 
     # ------------------------------------------------------------------
@@ -215,7 +222,7 @@ class _Connection(asyncio.Protocol):
             if chunk:
                 self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             if self._write_paused:
-                self._drain = asyncio.get_running_loop().create_future()
+                self._drain = self.pool.loop.create_future()
                 await self._drain
         self.transport.write(b"0\r\n\r\n")
 
@@ -232,9 +239,18 @@ class _Response:
         self._timer_s = idle_timeout
         self._released = False
 
+    def complete_body(self) -> bytes | None:
+        conn = self._conn
+        if not conn.complete:
+            return None
+        body = b"".join(conn.body) if len(conn.body) != 1 else conn.body[0]
+        conn.body.clear()
+        self.close()
+        return body
+
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
-        loop = asyncio.get_running_loop()
+        loop = conn.pool.loop
         try:
             while True:
                 while conn.body:
@@ -264,21 +280,19 @@ class _Response:
             return
         self._released = True
         conn = self._conn
-        reusable = conn.complete and conn.error is None and not conn.closed
-        if reusable and not conn.parser.should_keep_alive():
-            reusable = False
-        conn.pool.release(conn, reusable)
+        conn.pool.release(conn, conn.keep_alive and conn.error is None and not conn.closed)
 
 
 class _Pool:
-    def __init__(self, host: str, port: int, size: int) -> None:
+    def __init__(self, host: str, port: int, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.host, self.port, self.size = host, port, size
+        self.loop = loop
         self.idle: list[_Connection] = []
         self.total = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def _take_idle(self) -> _Connection | None:
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         while self.idle:
             conn = self.idle.pop()
             if not conn.closed and now - conn.idle_since < IDLE_REUSE_LIMIT:
@@ -291,7 +305,7 @@ class _Pool:
         if conn is not None:
             return conn
         while self.total >= self.size:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self.loop.create_future()
             self.waiters.append(waiter)
             try:
                 await waiter
@@ -311,7 +325,7 @@ class _Pool:
             raise
 
     async def _connect(self, timeout: float) -> _Connection:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
@@ -329,7 +343,7 @@ class _Pool:
     def release(self, conn: _Connection, reusable: bool) -> None:
         if reusable:
             conn._reset_exchange()
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = self.loop.time()
             self.idle.append(conn)
             self._notify()
         else:
@@ -371,7 +385,8 @@ class PooledTransport:
     def _pool(self, host: str, port: int, size: int) -> _Pool:
         pool = self._pools.get((host, port))
         if pool is None:
-            pool = self._pools[(host, port)] = _Pool(host, port, size)
+            loop = asyncio.get_running_loop()
+            pool = self._pools[(host, port)] = _Pool(host, port, size, loop)
         pool.size = size
         return pool
 
@@ -396,7 +411,7 @@ class PooledTransport:
             if request.body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
                 head += (b"content-length: ", b"%d" % len(request.body), b"\r\n")
             head += (b"\r\n", request.body)
-        loop = asyncio.get_running_loop()
+        loop = pool.loop
         conn.head_waiter = loop.create_future()
         timer = loop.call_later(response_timeout, conn.timeout, "no response in time")
         transport = conn.transport

@@ -1,0 +1,276 @@
+"""Helpers for gateway tests: real backend apps, a gateway on a real socket (in-process or
+as a ``strangler run`` process), and a fast load client on the gateway's own transport."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.config import parse
+from gateway.protocol import protocol_class
+from gateway.proxy import Proxy
+from gateway.upstream import PooledTransport, UpstreamRequest
+from gateway.worker import build_proxy
+from tests.harness import ServiceError, UvicornThread, free_port, wait_for_port
+
+Scope = dict[str, Any]
+
+
+def backend_app(name: str) -> Any:
+    """A backend that says who it is and echoes what it got.
+
+    ``/status/N`` answers N; ``/slow/MS`` waits; ``/bytes/N`` streams N bytes;
+    ``/upload`` returns the size and sha256 of the body; a WebSocket echoes.
+    Every other path returns the request as JSON.
+    """
+    state: dict[str, int] = {"flaky": 0}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept", "subprotocol": None})
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await send({"type": "websocket.send", "text": f"{name}:{message['text']}"})
+                else:
+                    await send({"type": "websocket.send", "bytes": message["bytes"]})
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        size = 0
+        digest = hashlib.sha256()
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            digest.update(chunk)
+            if not message.get("more_body"):
+                break
+        status = 200
+        if path.startswith("/status/"):
+            status = int(path.rsplit("/", 1)[1])
+        if path.startswith("/flaky/"):  # fails N times, then answers
+            fails = int(path.rsplit("/", 1)[1])
+            state["flaky"] += 1
+            if state["flaky"] <= fails:
+                status = 503
+        if path.startswith("/slow/"):
+            await asyncio.sleep(int(path.rsplit("/", 1)[1]) / 1000)
+        if path.startswith("/bytes/"):
+            total = int(path.rsplit("/", 1)[1])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", str(total).encode())],
+                }
+            )
+            block = b"x" * 65536
+            sent = 0
+            while sent < total:
+                piece = block[: min(len(block), total - sent)]
+                sent += len(piece)
+                await send({"type": "http.response.body", "body": piece, "more_body": sent < total})
+            return
+        body = json.dumps(
+            {
+                "backend": name,
+                "method": scope["method"],
+                "path": path,
+                "raw_path": scope.get("raw_path", b"").decode("latin-1"),
+                "query": scope.get("query_string", b"").decode(),
+                "headers": [[k.decode(), v.decode("latin-1")] for k, v in scope["headers"]],
+                "size": size,
+                "sha256": digest.hexdigest(),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"connection", b"x-hop"),
+                    (b"x-hop", b"secret"),
+                    (b"keep-alive", b"timeout=5"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@contextmanager
+def backends(*names: str) -> Iterator[dict[str, UvicornThread]]:
+    servers = {n: UvicornThread(backend_app(n)) for n in names}
+    for server in servers.values():
+        server.__enter__()
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.__exit__(None, None, None)
+
+
+def config_text(urls: dict[str, str], routes: str, extra: str = "") -> str:
+    lines = ["version: 1", "backends:"]
+    for name, url in urls.items():
+        legacy = ", legacy: true" if name == "legacy" else ""
+        lines.append(f'  {name}: {{url: "{url}"{legacy}}}')
+    return "\n".join(lines) + "\nroutes:\n" + routes + "\n" + extra
+
+
+@contextmanager
+def gateway(text: str) -> Iterator[tuple[UvicornThread, Proxy]]:
+    """The proxy served in-process by uvicorn with the gateway's protocol."""
+    config = parse(text)
+    proxy = build_proxy(config)
+    server = UvicornThread(
+        proxy,
+        http=protocol_class(config.proxy.max_header_bytes),
+        ws="websockets-sansio",
+        proxy_headers=False,
+        lifespan="on",
+    )
+    with server:
+        yield server, proxy
+
+
+@dataclass
+class RunningGateway:
+    proc: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.admin_url}/metrics").text
+
+
+@contextmanager
+def strangler_run(
+    tmp: Path,
+    routes_yaml: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    token: str | None = None,
+) -> Iterator[RunningGateway]:
+    """``strangler run`` as a real process, listening on free ports."""
+    port, admin_port = free_port(), free_port()
+    path = tmp / "routes.yaml"
+    path.write_text(
+        f"listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:{admin_port}}}\n" + routes_yaml
+        if "admin:" not in routes_yaml
+        else f"listen: 127.0.0.1:{port}\n" + routes_yaml.replace("ADMIN_PORT", str(admin_port))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "-c", str(path), "--workers", str(workers)],
+        env={**os.environ, **(env or {})},
+    )
+    running = RunningGateway(proc, port, admin_port, path)
+    try:
+        wait_for_port("127.0.0.1", admin_port, 20, proc)
+        deadline = time.monotonic() + 20
+        auth = {"authorization": f"Bearer {token}"} if token else {}
+        while httpx.get(f"{running.admin_url}/readyz", headers=auth).status_code != 200:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise ServiceError("strangler run did not become ready")
+            time.sleep(0.1)
+        yield running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+async def fire(
+    port: int,
+    requests: list[tuple[str, str, list[tuple[bytes, bytes]]]],
+    concurrency: int = 16,
+    transport: PooledTransport | None = None,
+) -> list[Reply]:
+    """Send (method, target, headers) requests to 127.0.0.1:port, ``concurrency`` at a time."""
+    own = transport is None
+    client = transport or PooledTransport()
+    replies: list[Reply | None] = [None] * len(requests)
+    queue = iter(enumerate(requests))
+
+    async def one(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> Reply:
+        request = UpstreamRequest(
+            method.encode(),
+            target.encode(),
+            [(b"host", b"gateway"), *headers],
+            head=method == "HEAD",
+        )
+        response = await client.send("127.0.0.1", port, request, 5.0, 30.0, concurrency)
+        body = b"".join([c async for c in response.chunks()])
+        return Reply(response.status, dict(response.headers), body)
+
+    async def worker() -> None:
+        for i, (method, target, headers) in queue:
+            replies[i] = await one(method, target, headers)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        if own:
+            await client.aclose()
+    return [r for r in replies if r is not None]
+
+
+async def byte_stream(total: int, block: int = 1 << 20) -> AsyncIterator[bytes]:
+    sent = 0
+    piece = b"y" * block
+    while sent < total:
+        chunk = piece[: min(block, total - sent)]
+        sent += len(chunk)
+        yield chunk
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (KiB)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total

@@ -1,0 +1,249 @@
+"""The proxy over real sockets: real uvicorn backends, the gateway served by uvicorn with its
+own protocol, and clients on loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from textwrap import dedent
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from gateway.config import parse
+from gateway.proxy import Generation
+from tests.gateway.support import backends, byte_stream, config_text, fire, gateway
+
+
+def split_routes(new: int, old: int, sticky: bool = False) -> str:
+    lines = dedent(f"""\
+          - name: users
+            match: {{prefix: /api/users}}
+            split: {{new: {new}, legacy: {old}}}
+            fallback: legacy
+            override: {{header: x-strangler-backend}}
+        """)
+    if sticky:
+        lines += "  sticky: {header: x-user-id}\n"
+    return lines + dedent("""\
+          - name: admin
+            match: {exact: /api/admin}
+            split: {legacy: 1}
+          - name: default
+            split: {legacy: 1}
+        """)
+
+
+async def test_split_holds_within_two_percent_over_20k_requests() -> None:
+    with backends("legacy", "new") as b:
+        text = config_text({n: s.url for n, s in b.items()}, split_routes(30, 70))
+        with gateway(text) as (gw, _):
+            replies = await fire(gw.port, [("GET", "/api/users", [])] * 20000, concurrency=32)
+    assert all(r.status == 200 for r in replies)
+    counts = Counter(r.headers[b"x-strangler-backend"] for r in replies)
+    assert abs(counts[b"new"] / 20000 - 0.30) <= 0.02, counts
+
+
+async def test_sticky_users_keep_their_backend_and_raising_weight_moves_only_to_new() -> None:
+    users = [f"user-{i}" for i in range(1000)]
+    with backends("legacy", "new") as b:
+        urls = {n: s.url for n, s in b.items()}
+        with gateway(config_text(urls, split_routes(20, 80, sticky=True))) as (gw, proxy):
+            requests = [("GET", "/api/users/me", [(b"x-user-id", u.encode())]) for u in users]
+            rounds = [await fire(gw.port, requests, concurrency=32) for _ in range(10)]
+            before = [r.headers[b"x-strangler-backend"] for r in rounds[0]]
+            for replies in rounds[1:]:
+                assert [r.headers[b"x-strangler-backend"] for r in replies] == before
+            proxy.swap(Generation(parse(config_text(urls, split_routes(50, 50, sticky=True)))))
+            after = [r.headers[b"x-strangler-backend"] for r in await fire(gw.port, requests)]
+    moved = Counter((b, a) for b, a in zip(before, after, strict=True) if b != a)
+    assert set(moved) == {(b"legacy", b"new")}
+    assert abs(before.count(b"new") / 1000 - 0.20) < 0.05
+    assert abs(after.count(b"new") / 1000 - 0.50) < 0.05
+
+
+async def test_prefix_boundary_normalisation_and_encoded_separator() -> None:
+    with backends("legacy", "new") as b:
+        text = config_text({n: s.url for n, s in b.items()}, split_routes(100, 0))
+        with gateway(text) as (gw, _):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                users = await client.get("/api/users/7")
+                other = await client.get("/api/usersX")
+                dotted = await client.get("/api/users/../admin")
+                raw = await raw_request(
+                    gw.port, b"GET /api/users/..%2Fadmin HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+                decoded = await raw_request(
+                    gw.port, b"GET /api/%75sers/./7 HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+    assert users.headers["x-strangler-route"] == "users"
+    assert other.headers["x-strangler-route"] == "default"
+    assert (dotted.headers["x-strangler-route"], dotted.json()["path"]) == ("admin", "/api/admin")
+    assert raw.startswith(b"HTTP/1.1 400")
+    assert b'"path": "/api/users/7"' in decoded and b"x-strangler-route: users" in decoded
+
+
+async def test_headers_forwarded_and_hop_by_hop_removed() -> None:
+    with backends("legacy") as b:
+        text = config_text({"legacy": b["legacy"].url}, "  - {name: all, split: {legacy: 1}}")
+        with gateway(text) as (gw, _):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                r = await client.get(
+                    "/x?a=1",
+                    headers={
+                        "x-forwarded-for": "6.6.6.6",
+                        "connection": "keep-alive, x-secret",
+                        "x-secret": "1",
+                        "traceparent": "00-abc-def-01",
+                        "te": "trailers",
+                    },
+                )
+                given = await client.get("/x", headers={"x-request-id": "req-1"})
+    seen = dict(r.json()["headers"])
+    assert seen["x-forwarded-for"] == "127.0.0.1"  # not a trusted proxy: its claim is dropped
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["traceparent"] == "00-abc-def-01"
+    assert "x-secret" not in seen and "te" not in seen
+    assert seen["x-request-id"] == r.headers["x-request-id"] and len(seen["x-request-id"]) == 32
+    assert r.json()["query"] == "a=1"
+    assert "x-hop" not in r.headers and "keep-alive" not in r.headers
+    assert given.headers["x-request-id"] == "req-1"
+    assert dict(given.json()["headers"])["x-request-id"] == "req-1"
+
+
+async def test_streams_100mb_both_ways() -> None:
+    size = 100 * 1024 * 1024
+    with backends("legacy") as b:
+        text = config_text({"legacy": b["legacy"].url}, "  - {name: all, split: {legacy: 1}}")
+        with gateway(text) as (gw, _):
+            async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
+                up = await client.post("/upload", content=byte_stream(size))
+                got = 0
+                async with client.stream("GET", f"/bytes/{size}") as down:
+                    async for chunk in down.aiter_raw():
+                        got += len(chunk)
+    assert up.status_code == 200 and up.json()["size"] == size
+    assert got == size
+
+
+async def test_websocket_echo_through_the_gateway() -> None:
+    with backends("legacy", "new") as b:
+        text = config_text({n: s.url for n, s in b.items()}, split_routes(100, 0))
+        with gateway(text) as (gw, _):
+            async with connect(f"ws://127.0.0.1:{gw.port}/api/users/ws") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "new:hello"
+                await ws.send(b"\x00\x01")
+                assert await ws.recv() == b"\x00\x01"
+
+
+async def test_dead_backend_falls_back_without_client_errors() -> None:
+    with backends("legacy", "new") as b:
+        text = config_text({n: s.url for n, s in b.items()}, split_routes(50, 50))
+        with gateway(text) as (gw, _):
+            first = await fire(gw.port, [("GET", "/api/users", [])] * 500)
+            b["new"].__exit__(None, None, None)  # the new service dies
+            second = await fire(gw.port, [("GET", "/api/users", [])] * 500)
+            put = await fire(gw.port, [("PUT", "/api/users/1", [])] * 50)
+    assert Counter(r.status for r in first + second + put) == {200: 1050}
+    assert {r.headers[b"x-strangler-backend"] for r in second} == {b"legacy"}
+
+
+async def test_errors_name_route_and_backend() -> None:
+    dead = f"http://127.0.0.1:{free_dead_port()}"
+    with backends("legacy") as b:
+        urls = {"legacy": b["legacy"].url, "dead": dead}
+        routes = dedent("""\
+              - name: slow
+                match: {prefix: /slow}
+                split: {legacy: 1}
+                timeout: 200ms
+              - name: gone
+                split: {dead: 1}
+            """)
+        with gateway(config_text(urls, routes)) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                slow = await client.get("/slow/2000")
+                gone = await client.get("/anything")
+                post = await client.post("/anything", content=b"x")
+    assert slow.status_code == 504
+    assert slow.json()["route"] == "slow" and slow.json()["backend"] == "legacy"
+    assert gone.status_code == 502 and gone.json()["backend"] == "dead"
+    assert "connect" in gone.json()["error"] and "Traceback" not in gone.text
+    assert post.status_code == 502
+    errors = proxy.metrics.upstream_errors
+    assert errors.get(("dead", "connect-failure")) == 2 * 3  # 1 try + 2 default retries each
+    assert errors.get(("legacy", "timeout")) == 1
+
+
+async def test_503_is_retried_when_configured() -> None:
+    with backends("legacy") as b:
+        routes = dedent("""\
+              - name: all
+                split: {legacy: 1}
+                retries: {attempts: 2, on: ["503"]}
+            """)
+        with gateway(config_text({"legacy": b["legacy"].url}, routes)) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                ok = await client.get("/flaky/2")
+    assert ok.status_code == 200
+    assert proxy.metrics.retries.get(("all", "legacy")) == 2
+
+
+async def test_override_header_and_unknown_override_counted() -> None:
+    with backends("legacy", "new") as b:
+        text = config_text({n: s.url for n, s in b.items()}, split_routes(0, 100))
+        with gateway(text) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                forced = await client.get("/api/users", headers={"x-strangler-backend": "new"})
+                unknown = await client.get("/api/users", headers={"x-strangler-backend": "zzz"})
+    assert forced.headers["x-strangler-backend"] == "new"
+    assert unknown.headers["x-strangler-backend"] == "legacy"
+    assert proxy.metrics.override_ignored.get(("users",)) == 1
+
+
+async def raw_request(port: int, data: bytes) -> bytes:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (
+            b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"400",
+        ),
+        (b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
+        (b"GET http://evil.example/x HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"400"),
+        (b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", b"40"),
+        (b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 200000000\r\n\r\n", b"413"),
+    ],
+    ids=["cl-and-te", "oversize-header", "absolute-form", "connect", "body-too-large"],
+)
+async def test_malformed_and_hostile_requests(request_bytes: bytes, status: bytes) -> None:
+    with backends("legacy") as b:
+        text = config_text({"legacy": b["legacy"].url}, "  - {name: all, split: {legacy: 1}}")
+        with gateway(text) as (gw, _):
+            answer = await raw_request(gw.port, request_bytes)
+            # the backend never saw the foreign host
+            assert b"evil" not in answer
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+
+
+def free_dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    time.sleep(0)
+    return port
