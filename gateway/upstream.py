@@ -122,6 +122,7 @@ class _Connection(asyncio.Protocol):
         self.error: UpstreamError | None = None
         self.reading_paused = False
         self.head_request = False
+        self.until_close = False  # body delimited by the connection closing (RFC 9112 6.3)
 
     # asyncio protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -144,13 +145,12 @@ class _Connection(asyncio.Protocol):
         if not self.complete:
             if self.head_waiter is not None or self.status == 0:
                 self._fail(ResetBeforeResponse("connection closed before a response"))
+            elif self.until_close and exc is None:
+                self.complete = True
+                self.keep_alive = False
+                self._wake()
             else:
-                try:
-                    self.parser.feed_data(b"")  # let read-until-close bodies finish
-                except httptools.HttpParserError:
-                    pass
-                if not self.complete:
-                    self._fail(ProtocolFailure("connection closed mid-response"))
+                self._fail(ProtocolFailure("connection closed mid-response"))
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(ResetBeforeResponse("connection closed while sending"))
         self.pool.forget(self)
@@ -173,6 +173,8 @@ class _Connection(asyncio.Protocol):
             self.headers = []
             self.status = 0
             return
+        framed = any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
+        self.until_close = not framed and self.status not in (204, 304)
         waiter = self.head_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

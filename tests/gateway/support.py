@@ -274,3 +274,14 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total
+
+
+async def raw_request(port: int, data: bytes) -> bytes:
+    """Send raw bytes to the gateway and return what it answers (up to 64 KiB)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()

@@ -1,0 +1,28 @@
+"""A worker keeps serving its configuration when a reload finds an invalid file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.worker import Worker
+
+GOOD = """\
+version: 1
+backends: {legacy: {url: "http://127.0.0.1:9"}, new: {url: "http://127.0.0.1:10"}}
+routes:
+  - {name: all, split: {legacy: %d, new: %d}}
+"""
+
+
+def test_reload_swaps_on_valid_file_and_keeps_old_on_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(GOOD % (100, 0))
+    worker = Worker(str(path), tmp_path)
+    first = worker.proxy.generation
+    path.write_text(GOOD % (0, 100))
+    worker.reload()
+    second = worker.proxy.generation
+    assert second is not first and second.config.routes[0].split == (("legacy", 0), ("new", 100))
+    path.write_text("version: 1\nroutes: [")
+    worker.reload()
+    assert worker.proxy.generation is second
