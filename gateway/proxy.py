@@ -143,7 +143,7 @@ class Proxy:
             return await self._refuse(send, 405, "CONNECT is not supported", "connect")
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         table = gen.table
-        wanted = table.wanted_headers
+        wanted = table.wanted_header_bytes
         picked: dict[str, str] = {}
         cookie = content_length = None
         chunked = False
@@ -154,10 +154,8 @@ class Proxy:
                 chunked = True
             elif name == b"cookie":
                 cookie = value
-            if wanted:
-                key = name.decode("latin-1")
-                if key in wanted:
-                    picked[key] = value.decode("latin-1")
+            if name in wanted:
+                picked[name.decode("latin-1")] = value.decode("latin-1")
         try:
             path = normalise(raw_path)
         except PathError as exc:

@@ -130,6 +130,7 @@ class Table:
                 cookies.add(route.sticky_cookie)
             self.needs_query = self.needs_query or bool(route.match.query)
         self.wanted_headers = frozenset(wanted)
+        self.wanted_header_bytes = frozenset(h.encode("latin-1") for h in wanted)
         self.wanted_cookies = frozenset(cookies)
 
     def find(self, facts: Facts) -> _Compiled | None:

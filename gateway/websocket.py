@@ -38,12 +38,8 @@ async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> 
     if message["type"] != "websocket.connect":
         return
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    wanted = gen.table.wanted_headers
-    picked = {
-        n.decode("latin-1"): v.decode("latin-1")
-        for n, v in scope["headers"]
-        if n.decode("latin-1") in wanted
-    }
+    wanted = gen.table.wanted_header_bytes
+    picked = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"] if n in wanted}
     try:
         path = normalise(raw_path)
         decision = gen.table.decide(Facts("GET", path, picked), random.random(), raw_path)
