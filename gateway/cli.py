@@ -88,15 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", action="store_true", help="print the JSON Schema of routes.yaml")
     p.set_defaults(handler=cmd_validate)
 
+    from gateway import outbox_cli
+
+    outbox_cli.add_commands(sub, common)
     groups: dict[str, Sequence[str]] = {
         "istio": ("render", "import"),
-        "outbox": ("init", "status", "doubts", "relay", "install-triggers", "uninstall-triggers"),
         "shadow": ("report",),
         "dlq": ("list", "replay"),
     }
     helps = {
         "istio": "render routes.yaml to Istio manifests, or import a VirtualService",
-        "outbox": "manage the transactional outbox and its relay to Kafka",
         "shadow": "report on shadow comparisons",
         "dlq": "inspect and replay dead-lettered events",
     }
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "needs_config"):
+        # Commands that take --dsn need routes.yaml only when no DSN is given.
+        config = None
+        if args.needs_config or not getattr(args, "dsn", None):
+            config = load_or_report(args)
+            if config is None:
+                return EXIT_INVALID
+        result: int = args.handler(args, config)
+        return result
     handler: Handler = args.handler
     return handler(args)
 

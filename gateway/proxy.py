@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from gateway.capture import CompiledRule, Exchange, compile_rules, find_rule
 from gateway.config import Backend, Config
 from gateway.headers import TrustedProxies, request_headers, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.outlier import Outliers
 from gateway.paths import PathError, normalise
+from gateway.recorder import Recorder, Ticket
 from gateway.retry import FALLBACK_STATUSES, Attempt, next_step
 from gateway.routing import Decision, Facts, Refused, Table
 from gateway.upstream import (
@@ -51,12 +53,14 @@ class Generation:
     trusted: TrustedProxies = field(init=False)
     route_header: bytes = field(init=False)
     backend_header: bytes = field(init=False)
+    capture_rules: dict[str, tuple[CompiledRule, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = Table(self.config)
         self.trusted = TrustedProxies(self.config.proxy.trusted_proxies)
         self.route_header = self.config.proxy.route_header.lower().encode()
         self.backend_header = self.config.proxy.backend_header.lower().encode()
+        self.capture_rules = {r.name: compile_rules(r.capture) for r in self.config.routes}
 
 
 def _json_error(
@@ -77,6 +81,7 @@ class Proxy:
         metrics: GatewayMetrics | None = None,
         draw: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        recorder: Recorder | None = None,
     ) -> None:
         self.generation = generation
         self.transport = transport
@@ -86,6 +91,7 @@ class Proxy:
         self.outliers = Outliers(
             {n: b.outlier for n, b in generation.config.backends.items()}, clock
         )
+        self.recorder = recorder
         self.websocket: Callable[[Generation, Scope, Receive, Send], Awaitable[None]] | None = None
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -194,15 +200,23 @@ class Proxy:
                 return await self._refuse(send, 400, "invalid Content-Length", "framing")
             if length > limit:
                 return await self._refuse(send, 413, "request body too large", "body-size")
+        keep = gen.config.proxy.replay_buffer_bytes
+        captured = None
+        if route.capture and self.recorder is not None:
+            captured = find_rule(gen.capture_rules[route.name], method, path, None)
+            if captured is not None:
+                if self.recorder.rejecting():
+                    return await self._refuse(
+                        send, 503, "outbox unavailable: captured writes are refused", "outbox"
+                    )
+                keep = max(keep, self.recorder.max_body_bytes)
         body = b""
         stream: AsyncIterator[bytes] | None = None
         try:
             if chunked or (content_length is not None and content_length != b"0"):
-                body, stream = await _read_body(
-                    receive, gen.config.proxy.replay_buffer_bytes, limit
-                )
+                body, stream = await _read_body(receive, keep, limit)
             await self._forward(
-                gen, scope, send, decision, method, path, query_string, body, stream
+                gen, scope, send, decision, method, path, query_string, body, stream, captured
             )
         except _BodyTooLarge:
             await self._refuse(send, 413, "request body too large", "body-size")
@@ -220,6 +234,7 @@ class Proxy:
         query_string: bytes,
         body: bytes,
         stream: AsyncIterator[bytes] | None,
+        captured: tuple[CompiledRule, dict[str, str]] | None = None,
     ) -> None:
         metrics = self.metrics
         route = decision.route
@@ -243,6 +258,11 @@ class Proxy:
         attempt = Attempt(
             backend=backend_name, fallback=decision.fallback, retries_left=route.retries.attempts
         )
+        ticket: Ticket | None = None
+        if captured is not None and self.recorder is not None:
+            ticket = self.recorder.begin(
+                outgoing.request_id.decode("latin-1"), route.name, method, path, *captured
+            )
         metrics.in_flight.inc()
         response: UpstreamResponse | None = None
         try:
@@ -314,6 +334,10 @@ class Proxy:
                 )
             if response is None:
                 assert error is not None
+                if ticket is not None:
+                    # Unsent: nothing happened.  Otherwise the monolith may have done it.
+                    reason = "" if error.unsent else f"no answer from {served}: {error.kind}"
+                    await self._record(ticket, None, reason)
                 status = 504 if isinstance(error, UpstreamTimeout) else 502
                 status, headers, payload = _json_error(
                     status, f"upstream {error.kind}: {error}", route=route.name, backend=served
@@ -324,6 +348,27 @@ class Proxy:
                 await send({"type": "http.response.body", "body": payload})
             else:
                 status = response.status
+                whole = response.complete_body()
+                if ticket is not None and whole is not None:
+                    # Stored before the client hears back: a client's next write comes after.
+                    await self._record(
+                        ticket,
+                        self._exchange(
+                            ticket,
+                            scope,
+                            route.name,
+                            method,
+                            path,
+                            served,
+                            status,
+                            outgoing.request_id,
+                            body,
+                            stream,
+                            response.headers,
+                            whole,
+                        ),
+                    )
+                    ticket = None
                 await send(
                     {
                         "type": "http.response.start",
@@ -331,13 +376,39 @@ class Proxy:
                         "headers": response_headers(response.headers, extra),
                     }
                 )
-                whole = response.complete_body()
                 if whole is not None:  # small responses arrive with their head: one message
                     await send({"type": "http.response.body", "body": whole})
                 else:
+                    kept: list[bytes] | None = [] if ticket is not None else None
+                    size = 0
                     async for chunk in response.chunks():
+                        if kept is not None:
+                            size += len(chunk)
+                            kept = kept if size <= self._capture_limit() else None
+                            if kept is not None:
+                                kept.append(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b""})
+                    if ticket is not None:
+                        kept_body = b"".join(kept) if kept is not None else None
+                        await self._record(
+                            ticket,
+                            self._exchange(
+                                ticket,
+                                scope,
+                                route.name,
+                                method,
+                                path,
+                                served,
+                                status,
+                                outgoing.request_id,
+                                body,
+                                stream,
+                                response.headers,
+                                kept_body,
+                            ),
+                        )
+                        ticket = None
             metrics.requests.inc((route.name, served, _STATUS_CLASS[status // 100]))
             metrics.latency.observe((route.name, served), elapsed)
             if gen.config.proxy.access_log:
@@ -355,6 +426,50 @@ class Proxy:
             metrics.in_flight.dec()
             if response is not None:
                 response.close()
+            if ticket is not None and self.recorder is not None:
+                # Cut short (client gone, ...) after forwarding: the outcome is unknown.
+                self.recorder.abandon(ticket)
+
+    def _capture_limit(self) -> int:
+        return self.recorder.max_body_bytes if self.recorder is not None else 0
+
+    async def _record(self, ticket: Ticket, exchange: Exchange | None, reason: str = "") -> None:
+        assert self.recorder is not None
+        await self.recorder.finish(ticket, exchange, reason)
+
+    def _exchange(
+        self,
+        ticket: Ticket,
+        scope: Scope,
+        route: str,
+        method: str,
+        path: str,
+        served: str,
+        status: int,
+        request_id: bytes,
+        body: bytes,
+        stream: AsyncIterator[bytes] | None,
+        response_headers: list[tuple[bytes, bytes]],
+        response_body: bytes | None,
+    ) -> Exchange | None:
+        if served not in ticket.rule.rule.backends:
+            return None  # served by a backend this rule does not capture
+        request = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"]}
+        return Exchange(
+            route=route,
+            method=method,
+            path=path,
+            backend=served,
+            status=status,
+            request_id=request_id.decode("latin-1"),
+            request_headers=request,
+            request_body=body if stream is None else None,
+            response_headers={
+                n.decode("latin-1"): v.decode("latin-1") for n, v in response_headers
+            },
+            response_body=response_body,
+            traceparent=request.get("traceparent"),
+        )
 
     def _failed(self, backend: str) -> None:
         if self.outliers.failure(backend):

@@ -20,8 +20,10 @@ import uvicorn
 
 from gateway.config import Config, ConfigError, load_file
 from gateway.metrics import GatewayMetrics
+from gateway.outbox import OutboxError, open_store
 from gateway.protocol import protocol_class
 from gateway.proxy import Generation, Proxy
+from gateway.recorder import Recorder
 from gateway.tasks import spawn
 from gateway.upstream import PooledTransport
 
@@ -29,12 +31,43 @@ log = logging.getLogger("strangler.worker")
 SNAPSHOT_INTERVAL = 1.0
 
 
+def make_recorder(config: Config, metrics: GatewayMetrics) -> Recorder | None:
+    """The capture recorder, when any route captures writes."""
+    if not any(route.capture for route in config.routes):
+        return None
+    outbox = config.outbox
+    return Recorder(
+        open_store(outbox["url"]),
+        Path(outbox["spool"]),
+        outbox["on_error"],
+        outbox["max_body_bytes"],
+        metrics.registry,
+    )
+
+
 def build_proxy(config: Config, metrics: GatewayMetrics | None = None) -> Proxy:
-    """The proxy app with its real transport (and the WebSocket relay)."""
+    """The proxy app with its real transport, the WebSocket relay and write capture."""
     from gateway.websocket import relay
 
-    proxy = Proxy(Generation(config), PooledTransport(), metrics)
+    metrics = metrics or GatewayMetrics()
+    recorder = make_recorder(config, metrics)
+    proxy = Proxy(Generation(config), PooledTransport(), metrics, recorder=recorder)
     proxy.websocket = relay
+    if recorder is not None:
+
+        async def start_recorder() -> None:
+            try:
+                await recorder.store.init()
+            except OutboxError as exc:
+                log.error("outbox not ready (captured writes are spooled meanwhile): %s", exc)
+            recorder.start()
+
+        async def stop_recorder() -> None:
+            await recorder.stop()
+            await recorder.store.close()
+
+        proxy.on_startup.append(start_recorder)
+        proxy.on_shutdown.append(stop_recorder)
     return proxy
 
 

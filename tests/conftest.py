@@ -4,8 +4,11 @@ that need it, with the reason; nothing is skipped."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -47,3 +50,27 @@ def kafka_bootstrap(kafka_broker: Broker | None) -> str:
     if kafka_broker is None:
         return os.environ["STRANGLER_TEST_KAFKA"]
     return kafka_broker.bootstrap
+
+
+def _admin(dsn: str, sql: str) -> None:
+    """Run one statement on a helper thread (usable while an event loop runs here)."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def pg_database(pg_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the test cluster; its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
+    yield f"{pg_dsn.rsplit('/', 1)[0]}/{name}"
+    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

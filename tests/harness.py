@@ -95,6 +95,45 @@ class PostgresCluster:
         )
         self._started = True
 
+    def stop_server(self) -> None:
+        """Stop the server, keeping the data (an outage); ``start_server`` brings it back."""
+        prefix = _as_postgres_user()
+        self._run(
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]
+        )
+
+    def start_server(self) -> None:
+        prefix = _as_postgres_user()
+        data = self.root / "data"
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {data} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(data / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ]
+        )
+
     def stop(self) -> None:
         if self._started:
             prefix = _as_postgres_user()

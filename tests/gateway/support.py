@@ -285,3 +285,79 @@ async def raw_request(port: int, data: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(65536), 5)
     finally:
         writer.close()
+
+
+@contextmanager
+def monolith(tmp: Path) -> Iterator[UvicornThread]:
+    """The example legacy monolith on its own SQLite file, on a real socket."""
+    from examples.legacy_monolith.app import create_app
+
+    with UvicornThread(create_app(str(tmp / "legacy.db"))) as server:
+        yield server
+
+
+async def write_orders(
+    port: int, orders: int, updates: int, clients: int = 10
+) -> list[tuple[int, list[int]]]:
+    """Create ``orders`` orders through the gateway, each updated ``updates`` times in
+    sequence (quantity 1..updates); ``clients`` orders at a time.  Returns, per order, its id
+    and the quantities written, in order.  Failed requests raise."""
+    transport = PooledTransport()
+    results: list[tuple[int, list[int]]] = []
+    queue = iter(range(orders))
+
+    async def call(method: bytes, target: bytes, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        request = UpstreamRequest(
+            method, target, [(b"host", b"gw"), (b"content-type", b"application/json")], body
+        )
+        response = await transport.send("127.0.0.1", port, request, 5, 30, clients)
+        data = b"".join([c async for c in response.chunks()])
+        if response.status >= 300:
+            raise AssertionError(f"{method.decode()} {target.decode()}: {response.status} {data!r}")
+        result: dict[str, Any] = json.loads(data)
+        return result
+
+    async def client() -> None:
+        for n in queue:
+            created = await call(
+                b"POST", b"/api/orders", {"customer": f"c{n}", "item": "book", "quantity": 0}
+            )
+            written = []
+            for q in range(1, updates + 1):
+                await call(b"PATCH", b"/api/orders/%d" % created["id"], {"quantity": q})
+                written.append(q)
+            results.append((created["id"], written))
+
+    try:
+        await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        await transport.aclose()
+    return results
+
+
+def capture_routes(
+    legacy: str,
+    outbox_url: str,
+    spool: Path,
+    topic: str = "events.{aggregate}",
+    bootstrap: str = "127.0.0.1:9092",
+) -> str:
+    """A routes.yaml capturing the monolith's order writes into ``outbox_url``."""
+    return f"""\
+version: 1
+backends:
+  legacy: {{url: "{legacy}", legacy: true}}
+routes:
+  - name: orders
+    match: {{prefix: /api/orders}}
+    split: {{legacy: 100}}
+    capture:
+      - {{method: POST, path: /api/orders, event: OrderCreated, aggregate: order, id: "response:/id"}}
+      - {{method: PATCH, path: "/api/orders/{{id}}", event: OrderUpdated, aggregate: order, id: "path:id"}}
+      - {{method: DELETE, path: "/api/orders/{{id}}", event: OrderDeleted, aggregate: order, id: "path:id", payload: none}}
+  - name: default
+    split: {{legacy: 100}}
+outbox: {{url: "{outbox_url}", spool: "{spool}"}}
+kafka: {{bootstrap: "{bootstrap}", topic: "{topic}"}}
+"""

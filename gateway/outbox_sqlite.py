@@ -1,0 +1,277 @@
+"""The embedded SQLite outbox (aiosqlite; the only module that imports it).
+
+WAL mode lets gateway workers write while the relay reads.  SQLite has no
+advisory locks or notifications: leadership is a lease row renewed by the
+active relay (a standby takes over once it expires), and the relay polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.capture import Doubt, Event
+from gateway.outbox import Blocked, OutboxError, OutboxUnavailable, Row, Status
+
+POLL_INTERVAL = 0.02
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS strangler_outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    aggregatetype TEXT NOT NULL,
+    aggregateid   TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    payload       TEXT,
+    occurred_at   REAL NOT NULL,
+    headers       TEXT NOT NULL DEFAULT '{}',
+    published_at  REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    failed        INTEGER NOT NULL DEFAULT 0,
+    skipped       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS strangler_outbox_pending
+    ON strangler_outbox (seq) WHERE published_at IS NULL AND skipped = 0;
+CREATE TABLE IF NOT EXISTS strangler_outbox_doubts (
+    n           INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL UNIQUE,
+    route       TEXT,
+    method      TEXT,
+    path        TEXT,
+    status      INTEGER,
+    reason      TEXT NOT NULL,
+    event_type  TEXT,
+    occurred_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strangler_relay_leader (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+PENDING = """
+SELECT o.seq, o.id, o.aggregatetype, o.aggregateid, o.type, o.payload, o.occurred_at,
+       o.headers, o.attempts
+FROM strangler_outbox o
+WHERE o.published_at IS NULL AND o.skipped = 0 AND o.failed = 0
+  AND NOT EXISTS (
+    SELECT 1 FROM strangler_outbox f
+    WHERE f.failed = 1 AND f.skipped = 0 AND f.published_at IS NULL
+      AND f.aggregatetype = o.aggregatetype AND f.aggregateid = o.aggregateid)
+ORDER BY o.seq
+LIMIT ?
+"""
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
+    if not url.startswith("sqlite:///"):
+        raise OutboxError(f"expected sqlite:///PATH, got {url!r}")
+    return url[len("sqlite:///") :] or ":memory:"
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        # "database is locked" past the busy timeout, "unable to open database file", ...
+        raise OutboxUnavailable(f"SQLite outbox unavailable: {exc}") from exc
+    except (sqlite3.Error, ValueError) as exc:
+        raise OutboxError(f"SQLite outbox error: {exc}") from exc
+
+
+class SqliteOutbox:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            async with translated():
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+                await db.execute("PRAGMA busy_timeout=5000")
+                self._db = db
+        return self._db
+
+    async def _run(self, sql: str, *args: Any) -> int:
+        db = await self._conn()
+        async with translated(), self._lock:
+            cursor = await db.execute(sql, args)
+            return cursor.rowcount
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        db = await self._conn()
+        async with translated(), self._lock:
+            cursor = await db.execute(sql, args)
+            return list(await cursor.fetchall())
+
+    async def init(self) -> None:
+        db = await self._conn()
+        async with translated(), self._lock:
+            await db.executescript(SCHEMA)
+
+    async def append(self, events: Sequence[Event], doubts: Sequence[Doubt] = ()) -> None:
+        db = await self._conn()
+        async with translated(), self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO strangler_outbox (id, aggregatetype, aggregateid, type,"
+                    " payload, occurred_at, headers) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            e.id,
+                            e.aggregatetype,
+                            e.aggregateid,
+                            e.type,
+                            json.dumps(e.payload),
+                            e.occurred_at,
+                            json.dumps(e.headers),
+                        )
+                        for e in events
+                    ],
+                )
+                await db.executemany(
+                    "INSERT OR IGNORE INTO strangler_outbox_doubts (request_id, route, method,"
+                    " path, status, reason, event_type, occurred_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            d.request_id,
+                            d.route,
+                            d.method,
+                            d.path,
+                            d.status,
+                            d.reason,
+                            d.event_type,
+                            d.occurred_at,
+                        )
+                        for d in doubts
+                    ],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def pending(self, limit: int) -> list[Row]:
+        rows = await self._fetch(PENDING, limit)
+        return [
+            Row(
+                r[0],
+                Event(
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    json.loads(r[5]) if r[5] else None,
+                    r[6],
+                    json.loads(r[7]),
+                ),
+                r[8],
+            )
+            for r in rows
+        ]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        db = await self._conn()
+        now = time.time()
+        async with translated(), self._lock:
+            await db.executemany(
+                "UPDATE strangler_outbox SET published_at = ? WHERE seq = ?",
+                [(now, s) for s in seqs],
+            )
+
+    async def mark_failed(self, seq: int, error: str) -> None:
+        await self._run(
+            "UPDATE strangler_outbox SET failed = 1, attempts = attempts + 1, last_error = ?"
+            " WHERE seq = ?",
+            error,
+            seq,
+        )
+
+    async def skip(self, event_id: str) -> bool:
+        changed = await self._run(
+            "UPDATE strangler_outbox SET skipped = 1 WHERE id = ? AND published_at IS NULL",
+            event_id,
+        )
+        return changed > 0
+
+    async def blocked(self) -> list[Blocked]:
+        rows = await self._fetch(
+            "SELECT seq, id, aggregatetype, aggregateid, coalesce(last_error, '')"
+            " FROM strangler_outbox WHERE failed = 1 AND skipped = 0 AND published_at IS NULL"
+            " ORDER BY seq"
+        )
+        return [Blocked(*r) for r in rows]
+
+    async def status(self) -> Status:
+        rows = await self._fetch(
+            "SELECT"
+            " sum(CASE WHEN published_at IS NULL AND skipped = 0 THEN 1 ELSE 0 END),"
+            " min(CASE WHEN published_at IS NULL AND skipped = 0 THEN occurred_at END),"
+            " sum(CASE WHEN published_at IS NOT NULL THEN 1 ELSE 0 END),"
+            " (SELECT count(*) FROM strangler_outbox_doubts),"
+            " sum(CASE WHEN failed = 1 AND skipped = 0 AND published_at IS NULL THEN 1 ELSE 0 END)"
+            " FROM strangler_outbox"
+        )
+        pending, oldest, published, doubts, blocked = rows[0]
+        age = time.time() - oldest if oldest is not None else None
+        return Status(int(pending or 0), age, int(published or 0), int(doubts), int(blocked or 0))
+
+    async def doubts(self, limit: int = 1000) -> list[Doubt]:
+        rows = await self._fetch(
+            "SELECT request_id, route, method, path, status, reason, event_type, occurred_at"
+            " FROM strangler_outbox_doubts ORDER BY n LIMIT ?",
+            limit,
+        )
+        return [Doubt(*r) for r in rows]
+
+    async def purge(self, older_than: float) -> int:
+        return await self._run(
+            "DELETE FROM strangler_outbox WHERE published_at < ?", time.time() - older_than
+        )
+
+    async def lead(self, holder: str, ttl: float) -> bool:
+        now = time.time()
+        changed = await self._run(
+            "INSERT INTO strangler_relay_leader (name, holder, expires_at) VALUES ('relay', ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " expires_at = excluded.expires_at"
+            " WHERE strangler_relay_leader.holder = excluded.holder"
+            " OR strangler_relay_leader.expires_at < ?",
+            holder,
+            now + ttl,
+            now,
+        )
+        return changed > 0
+
+    async def resign(self, holder: str) -> None:
+        await self._run("DELETE FROM strangler_relay_leader WHERE holder = ?", holder)
+
+    async def wait_for_rows(self, timeout: float) -> None:
+        await asyncio.sleep(min(timeout, POLL_INTERVAL))
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None

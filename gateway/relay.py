@@ -1,0 +1,150 @@
+"""The outbox relay: publishes outbox rows to Kafka, in order, at least once.
+
+One relay is active at a time (:meth:`OutboxStore.lead`); others wait as hot
+standbys and take over when the leader's lock or lease goes.  Each round reads
+the oldest unpublished rows, publishes them, and marks a row published only
+after the broker acknowledged it, so a crash re-sends at most the batch in
+flight (consumers dedupe on the event id).
+
+Per aggregate, rows are marked published only up to the first one that failed:
+a later row of the same aggregate that happened to be acknowledged is sent
+again after the earlier one, so consumers never see them out of order.  A row
+the broker refuses outright (too large, ...) is parked: it blocks only its own
+aggregate, shows in ``strangler outbox status``, and an operator can skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.capture import Event
+from gateway.kafka import PublishError
+from gateway.metrics import Registry
+from gateway.outbox import OutboxError, OutboxStore
+
+log = logging.getLogger("strangler.relay")
+
+
+class Sink(Protocol):
+    """What the relay publishes through (the Kafka adapter, or a fake in unit tests)."""
+
+    async def publish(self, events: Sequence[Event]) -> list[PublishError | None]: ...
+
+    async def stop(self) -> None: ...
+
+
+class Relay:
+    def __init__(
+        self,
+        store: OutboxStore,
+        sink: Sink,
+        batch: int = 2000,
+        lease: float = 5.0,
+        retention: float = 7 * 86400.0,
+        registry: Registry | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.batch = batch
+        self.lease = lease
+        self.retention = retention
+        self.holder = holder or f"relay-{uuid.uuid4().hex[:12]}"
+        self.stopping = asyncio.Event()
+        r = registry or Registry()
+        self.published = r.counter("strangler_relay_published_total", "Events published.")
+        self.errors = r.counter(
+            "strangler_relay_publish_errors_total", "Events not published, by kind.", ("kind",)
+        )
+        self.leader = r.gauge("strangler_relay_leader", "1 while this relay is the active one.")
+        self.pending = r.gauge("strangler_outbox_pending", "Unpublished outbox rows.")
+        self.lag = r.gauge("strangler_outbox_lag_seconds", "Age of the oldest unpublished row.")
+        self._last_status = 0.0
+        self._last_purge = 0.0
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self.stopping.is_set():
+            try:
+                if not await self.store.lead(self.holder, self.lease):
+                    if self.leader.get():
+                        log.warning("%s lost leadership", self.holder)
+                    self.leader.set((), 0)
+                    await self._sleep(min(1.0, self.lease / 3))
+                    continue
+                if not self.leader.get():
+                    log.info("%s is the active relay", self.holder)
+                self.leader.set((), 1)
+                await self._housekeeping()
+                sent = await self.round()
+                backoff = 0.1
+                if sent == 0:
+                    await self.store.wait_for_rows(0.5)
+            except (OutboxError, PublishError) as exc:
+                log.error("relay round failed (retrying in %.1fs): %s", backoff, exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.leader.set((), 0)
+        try:
+            await self.store.resign(self.holder)
+        except OutboxError:
+            pass
+
+    async def round(self) -> int:
+        """Publish one batch; returns how many rows were attempted."""
+        rows = await self.store.pending(self.batch)
+        if not rows:
+            return 0
+        results = await self.sink.publish([row.event for row in rows])
+        done: list[int] = []
+        stuck: set[tuple[str, str]] = set()
+        transient: PublishError | None = None
+        for row, result in zip(rows, results, strict=True):
+            aggregate = (row.event.aggregatetype, row.event.aggregateid)
+            if aggregate in stuck:
+                continue
+            if result is None:
+                done.append(row.seq)
+                continue
+            stuck.add(aggregate)
+            self.errors.inc(("retriable" if result.retriable else "refused",))
+            if result.retriable:
+                transient = result
+            else:
+                log.error(
+                    "event %s (%s %s) parked: %s",
+                    row.event.id,
+                    row.event.aggregatetype,
+                    row.event.aggregateid,
+                    result,
+                )
+                await self.store.mark_failed(row.seq, str(result))
+        await self.store.mark_published(done)
+        self.published.inc((), len(done))
+        if transient is not None:
+            raise transient
+        return len(rows)
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status > 5:
+            self._last_status = now
+            status = await self.store.status()
+            self.pending.set((), status.pending)
+            self.lag.set((), status.oldest_pending_age or 0.0)
+        if now - self._last_purge > 60:
+            self._last_purge = now
+            purged = await self.store.purge(self.retention)
+            if purged:
+                log.info("removed %d published rows older than %.0fs", purged, self.retention)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass

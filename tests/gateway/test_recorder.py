@@ -1,0 +1,141 @@
+"""The capture recorder: group commit, spooling through an outbox outage, draining in order,
+adopting a dead worker's journal, and reject mode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.capture import Doubt, Event, Exchange, compile_rules, find_rule
+from gateway.config import Capture
+from gateway.journal import Journal
+from gateway.outbox import OutboxUnavailable, open_store
+from gateway.recorder import Recorder
+
+RULES = compile_rules(
+    (
+        Capture(
+            "PUT",
+            "/api/orders/{id}",
+            "OrderUpdated",
+            "order",
+            "path:id",
+            backends=frozenset({"legacy"}),
+        ),
+    )
+)
+
+
+class Switchable:
+    """An outbox store that can be made unreachable."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def append(self, events: Sequence[Event], doubts: Sequence[Doubt] = ()) -> None:
+        if self.down:
+            raise OutboxUnavailable("down for the test")
+        await self.inner.append(events, doubts)
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[Recorder, Switchable]]:
+    inner = open_store(f"sqlite:///{tmp_path}/outbox.db")
+    await inner.init()
+    store = Switchable(inner)
+    recorder = Recorder(store, tmp_path / "spool")  # type: ignore[arg-type]
+    recorder.start()
+    yield recorder, store
+    await recorder.stop()
+    await inner.close()
+
+
+async def write(recorder: Recorder, n: int, status: int = 200) -> None:
+    path = f"/api/orders/{n}"
+    found = find_rule(RULES, "PUT", path, "legacy")
+    assert found is not None
+    ticket = recorder.begin(f"r{n}", "orders", "PUT", path, *found)
+    exchange = Exchange("orders", "PUT", path, "legacy", status, f"r{n}", {}, b"{}", {}, b"{}")
+    await recorder.finish(ticket, exchange)
+
+
+async def ids(store: Switchable) -> list[str]:
+    return [r.event.aggregateid for r in await store.inner.pending(1000)]
+
+
+async def test_events_are_stored_before_finish_returns(setup: tuple[Recorder, Switchable]) -> None:
+    recorder, store = setup
+    await asyncio.gather(*(write(recorder, n) for n in range(1, 51)))
+    await write(recorder, 99, status=404)  # not 2xx: no event
+    assert await ids(store) == [str(n) for n in range(1, 51)]
+    assert recorder.captured.get(("event",)) == 50 and recorder.captured.get(("none",)) == 1
+
+
+async def test_outage_spools_and_drains_in_order(setup: tuple[Recorder, Switchable]) -> None:
+    recorder, store = setup
+    await write(recorder, 1)
+    store.down = True
+    for n in range(2, 6):
+        await write(recorder, n)  # answers go out (fail-open)
+    assert recorder.degraded and await ids(store) == ["1"]
+    assert len(recorder._spooled) == 4
+    store.down = False
+    await write(recorder, 6)  # queued behind the spool, not ahead of it
+    for _ in range(50):
+        if not recorder._spooled:
+            break
+        await asyncio.sleep(0.05)
+    assert await ids(store) == ["1", "2", "3", "4", "5", "6"]
+    assert not recorder.degraded and recorder.outbox_errors.get() >= 1
+
+
+async def test_no_answer_after_sending_is_a_doubt(setup: tuple[Recorder, Switchable]) -> None:
+    recorder, store = setup
+    found = find_rule(RULES, "PUT", "/api/orders/5", "legacy")
+    assert found is not None
+    ticket = recorder.begin("r5", "orders", "PUT", "/api/orders/5", *found)
+    await recorder.finish(ticket, None, "no answer from legacy: timeout")
+    unsent = recorder.begin("r6", "orders", "PUT", "/api/orders/6", *found)
+    await recorder.finish(unsent, None, "")  # connect failure: nothing happened
+    doubts = await store.inner.doubts()
+    assert [(d.request_id, d.reason) for d in doubts] == [("r5", "no answer from legacy: timeout")]
+
+
+async def test_dead_workers_journal_is_adopted(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    dead = Journal(spool, "dead")
+    dead.intent("x1", "orders", "PUT", "/api/orders/1", "OrderUpdated")
+    dead.intent("x2", "orders", "PUT", "/api/orders/2", "OrderUpdated")
+    dead.spool("x2", Event("e2", "order", "2", "OrderUpdated", {}, 1.0, {}))
+    dead.close()  # the worker is gone: its lock is free
+    store = open_store(f"sqlite:///{tmp_path}/outbox.db")
+    await store.init()
+    recorder = Recorder(store, spool)
+    recorder.start()
+    for _ in range(50):
+        if (await store.status()).doubts:
+            break
+        await asyncio.sleep(0.05)
+    await recorder.stop()
+    assert [r.event.id for r in await store.pending(10)] == ["e2"]
+    assert [d.request_id for d in await store.doubts()] == ["x1"]
+    assert not (spool / "journal-dead.log").exists()
+    await store.close()
+
+
+async def test_reject_mode_refuses_while_degraded(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/outbox.db")
+    recorder = Recorder(store, tmp_path / "spool", on_error="reject")
+    assert not recorder.rejecting()
+    recorder.degraded = True
+    assert recorder.rejecting()
+    recorder.journal.close()
+    await store.close()
