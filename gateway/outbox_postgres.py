@@ -150,6 +150,9 @@ class PostgresOutbox:
     async def append(self, events: Sequence[Event], doubts: Sequence[Doubt] = ()) -> None:
         pool = await self._get_pool()
         async with translated(), pool.acquire() as conn, conn.transaction():
+            # An acknowledged event must survive a restart even on a server set to
+            # asynchronous commit (seen losing acknowledged rows on shutdown otherwise).
+            await conn.execute("SET LOCAL synchronous_commit TO on")
             if events:
                 await conn.executemany(
                     "INSERT INTO strangler_outbox (id, aggregatetype, aggregateid, type, payload,"

@@ -23,7 +23,7 @@ from pathlib import Path
 from gateway.capture import CompiledRule, Doubt, Event, Exchange, capture
 from gateway.journal import Journal, orphans, read_orphan
 from gateway.metrics import Registry
-from gateway.outbox import OutboxError, OutboxStore
+from gateway.outbox import OutboxStore
 from gateway.tasks import spawn
 
 log = logging.getLogger("strangler.capture")
@@ -62,6 +62,8 @@ class Recorder:
         self._settle: list[str] = []
         self._spooled: list[tuple[str, Event | Doubt]] = []
         self._wake = asyncio.Event()
+        self._stopping = False
+        self._next_drain = 0.0
         self._task: asyncio.Task[None] | None = None
         registry = registry or Registry()
         self.captured = registry.counter(
@@ -79,14 +81,17 @@ class Recorder:
         self._task = spawn(self._run(), name="capture-recorder")
 
     async def stop(self, deadline: float = 5.0) -> None:
+        """Ask the writer to store what it holds and finish.  Only the writer task ever
+        writes: two writers could each store and then drop the same spooled entries."""
         if self._task is not None:
+            self._stopping = True
             self._wake.set()
             try:
-                await asyncio.wait_for(self._flush_until_idle(), deadline)
-            except (TimeoutError, OutboxError):
+                await asyncio.wait_for(asyncio.shield(self._task), deadline)
+            except TimeoutError:
                 log.warning("outbox writes still pending at shutdown; they stay in the journal")
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         self.journal.close()
 
     # the request path ----------------------------------------------------
@@ -155,25 +160,28 @@ class Recorder:
     # the writer task -------------------------------------------------------
     async def _run(self) -> None:
         self._adopt_orphans()
+        loop = asyncio.get_running_loop()
         while True:
-            if not (self._queue or self._settle):
+            if self._stopping and (self.degraded or not (self._queue or self._spooled)):
+                # Whatever is still spooled stays in the journal for the next start.
+                self.journal.settle(self._settle)
+                return
+            work = self._queue or self._settle
+            drain_due = bool(self._spooled) and loop.time() >= self._next_drain
+            if not (work or drain_due):
+                wait = self._next_drain - loop.time() if self._spooled else RETRY_EVERY
                 try:
-                    await asyncio.wait_for(self._wake.wait(), RETRY_EVERY)
+                    await asyncio.wait_for(self._wake.wait(), max(wait, 0.001))
                 except TimeoutError:
                     pass
                 self._wake.clear()
+                continue
             await self._step()
-
-    async def _flush_until_idle(self) -> None:
-        while self._queue or self._settle or self._spooled:
-            await self._step()
-            if self._spooled and self.degraded:
-                raise OutboxError("outbox unavailable")
 
     async def _step(self) -> None:
         batch, self._queue = self._queue, []
         settle, self._settle = self._settle, []
-        if self._spooled:
+        if self._spooled and asyncio.get_running_loop().time() >= self._next_drain:
             await self._drain()
         if batch and not self._spooled:
             try:
@@ -186,7 +194,7 @@ class Recorder:
                 )
                 settle += [rid for rid, _, _ in batch]
                 self.degraded = False
-            except (OutboxError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it was, the entries are kept
                 self._degrade(exc)
                 self._spool(batch)
         elif batch:
@@ -195,8 +203,6 @@ class Recorder:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self.journal.settle(settle)
-        if self._spooled:
-            await asyncio.sleep(0)  # let requests run between drain attempts
 
     def _spool(self, batch: list[tuple[str, Event | Doubt, asyncio.Future[None] | None]]) -> None:
         for rid, entry, _ in batch:
@@ -222,9 +228,10 @@ class Recorder:
                     ),
                     COMMIT_WAIT,
                 )
-            except (OutboxError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - they stay spooled
                 self._degrade(exc)
-                await asyncio.sleep(RETRY_EVERY)
+                # New entries are spooled meanwhile; try again in a while, not per request.
+                self._next_drain = asyncio.get_running_loop().time() + RETRY_EVERY
                 return
             del self._spooled[: len(chunk)]
             self.journal.settle([rid for rid, _ in chunk])

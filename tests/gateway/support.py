@@ -353,9 +353,12 @@ routes:
     match: {{prefix: /api/orders}}
     split: {{legacy: 100}}
     capture:
-      - {{method: POST, path: /api/orders, event: OrderCreated, aggregate: order, id: "response:/id"}}
-      - {{method: PATCH, path: "/api/orders/{{id}}", event: OrderUpdated, aggregate: order, id: "path:id"}}
-      - {{method: DELETE, path: "/api/orders/{{id}}", event: OrderDeleted, aggregate: order, id: "path:id", payload: none}}
+      - {{method: POST, path: /api/orders, event: OrderCreated, aggregate: order,
+          id: "response:/id"}}
+      - {{method: PATCH, path: "/api/orders/{{id}}", event: OrderUpdated, aggregate: order,
+          id: "path:id"}}
+      - {{method: DELETE, path: "/api/orders/{{id}}", event: OrderDeleted, aggregate: order,
+          id: "path:id", payload: none}}
   - name: default
     split: {{legacy: 100}}
 outbox: {{url: "{outbox_url}", spool: "{spool}"}}

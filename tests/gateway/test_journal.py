@@ -58,7 +58,7 @@ def test_live_journal_is_not_an_orphan_but_a_dead_ones_is(tmp_path: Path) -> Non
 def test_settled_journal_is_compacted(tmp_path: Path, monkeypatch: object) -> None:
     import gateway.journal as journal_module
 
-    journal_module.COMPACT_BYTES = 200  # type: ignore[misc]
+    journal_module.COMPACT_BYTES = 200
     try:
         journal = Journal(tmp_path, "c")
         for i in range(10):
@@ -67,4 +67,4 @@ def test_settled_journal_is_compacted(tmp_path: Path, monkeypatch: object) -> No
         assert journal.path.stat().st_size == 0
         journal.close()
     finally:
-        journal_module.COMPACT_BYTES = 8 * 1024 * 1024  # type: ignore[misc]
+        journal_module.COMPACT_BYTES = 8 * 1024 * 1024

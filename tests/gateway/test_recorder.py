@@ -4,6 +4,7 @@ adopting a dead worker's journal, and reject mode."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Recorder, Switchable]]:
     inner = open_store(f"sqlite:///{tmp_path}/outbox.db")
     await inner.init()
     store = Switchable(inner)
-    recorder = Recorder(store, tmp_path / "spool")  # type: ignore[arg-type]
+    recorder = Recorder(store, tmp_path / "spool")
     recorder.start()
     yield recorder, store
     await recorder.stop()
@@ -139,3 +140,118 @@ async def test_reject_mode_refuses_while_degraded(tmp_path: Path) -> None:
     assert recorder.rejecting()
     recorder.journal.close()
     await store.close()
+
+
+# --- drills with a real gateway, monolith and PostgreSQL --------------------------------
+
+
+def monolith_order_ids(tmp: Path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp / "legacy.db")
+    try:
+        return {str(r[0]) for r in conn.execute("SELECT id FROM orders")}
+    finally:
+        conn.close()
+
+
+async def created_and_doubts(url: str) -> tuple[set[str], list[Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        created = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT aggregateid FROM strangler_outbox WHERE type = 'OrderCreated'"
+            )
+        }
+        doubts = list(
+            await conn.fetch("SELECT request_id, method, path, reason FROM strangler_outbox_doubts")
+        )
+    finally:
+        await conn.close()
+    return created, doubts
+
+
+async def test_outbox_outage_during_load_loses_no_captured_write(tmp_path: Path) -> None:
+    from tests.gateway.support import capture_routes, gateway, monolith, write_orders
+    from tests.harness import postgres_cluster
+
+    with postgres_cluster() as cluster, monolith(tmp_path) as legacy:
+        dsn = cluster.dsn
+        text = capture_routes(legacy.url, dsn, tmp_path / "spool")
+        with gateway(text) as (gw, proxy):
+            load = asyncio.ensure_future(write_orders(gw.port, orders=150, updates=3, clients=6))
+            await asyncio.sleep(0.5)
+            cluster.stop_server()  # the outbox goes away mid-load ...
+            await asyncio.sleep(3)
+            cluster.start_server()  # ... and comes back
+            written = await load  # every request was answered 2xx: proxying continued
+            recorder = proxy.recorder
+            assert recorder is not None
+            for _ in range(100):
+                if not recorder._spooled and not recorder._queue:
+                    break
+                await asyncio.sleep(0.1)
+            assert recorder.outbox_errors.get() >= 1  # the outage really hit the recorder
+        created, doubts = await created_and_doubts(dsn)
+    assert len(written) == 150
+    # Every request was answered, so every captured write has its event: none in doubt.
+    assert monolith_order_ids(tmp_path) == created
+    assert doubts == []
+
+
+async def test_gateway_killed_during_load_leaves_events_or_doubts(
+    tmp_path: Path, pg_database: str
+) -> None:
+    import signal
+
+    from gateway.upstream import PooledTransport, UpstreamError, UpstreamRequest
+    from tests.gateway.support import capture_routes, monolith, strangler_run
+
+    with monolith(tmp_path) as legacy:
+        text = capture_routes(legacy.url, pg_database, tmp_path / "spool")
+        answered: list[int] = []
+
+        async def hammer(port: int, stop: asyncio.Event) -> None:
+            transport = PooledTransport()
+            body = b'{"customer": "c", "item": "i"}'
+            while not stop.is_set():
+                request = UpstreamRequest(b"POST", b"/api/orders", [(b"host", b"gw")], body)
+                try:
+                    response = await transport.send("127.0.0.1", port, request, 1, 5, 8)
+                    _ = [c async for c in response.chunks()]
+                    answered.append(response.status)
+                except UpstreamError:
+                    await asyncio.sleep(0.01)
+            await transport.aclose()
+
+        with strangler_run(tmp_path, text) as gw:
+            stop = asyncio.Event()
+            clients = [asyncio.ensure_future(hammer(gw.port, stop)) for _ in range(8)]
+            await asyncio.sleep(1.5)
+            worker = [
+                int(p)
+                for p in Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children")
+                .read_text()
+                .split()
+            ]
+            for pid in [gw.proc.pid, *worker]:
+                os.kill(pid, signal.SIGKILL)  # the whole gateway dies, mid-load
+            gw.proc.wait()
+            stop.set()
+            await asyncio.gather(*clients)
+        assert len(answered) > 50
+        # A new gateway on the same spool adopts the dead worker's journal.
+        with strangler_run(tmp_path, text):
+            for _ in range(100):
+                if not list((tmp_path / "spool").glob("journal-*.log"))[1:]:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+        created, doubts = await created_and_doubts(pg_database)
+    rows = monolith_order_ids(tmp_path)
+    assert created <= rows
+    missing = rows - created
+    assert len(missing) <= len(doubts), (len(missing), len(doubts))
