@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-outbox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	bench/setup.sh
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
+	$(BIN)/python bench/outbox.py
+
+bench-outbox: $(STAMP)
+	$(BIN)/python bench/outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,6 +38,8 @@ class Event:
     payload: Any
     occurred_at: float
     headers: dict[str, Any] = field(default_factory=dict)
+    # The record value, when the store already built it (PostgreSQL does, in SQL).
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

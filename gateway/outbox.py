@@ -68,8 +68,9 @@ class OutboxStore(Protocol):
     async def append(self, events: Sequence[Event], doubts: Sequence[Doubt] = ()) -> None:
         """Insert events and doubts in one transaction; an event id already there is skipped."""
 
-    async def pending(self, limit: int) -> list[Row]:
-        """Unpublished rows, oldest first, leaving out aggregates blocked by a failed row."""
+    async def pending(self, limit: int, after: int = 0) -> list[Row]:
+        """Unpublished rows with ``seq > after``, oldest first, leaving out aggregates blocked
+        by a failed row."""
 
     async def mark_published(self, seqs: Sequence[int]) -> None: ...
 

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from gateway.capture import Doubt, Event
+from gateway.kafka import envelope_from_text
 from gateway.outbox import Blocked, OutboxError, OutboxUnavailable, Row, Status
 
 CHANNEL = "strangler_outbox"
@@ -44,6 +45,9 @@ CREATE INDEX IF NOT EXISTS strangler_outbox_pending
     ON strangler_outbox (seq) WHERE published_at IS NULL AND NOT skipped;
 CREATE INDEX IF NOT EXISTS strangler_outbox_published
     ON strangler_outbox (published_at) WHERE published_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS strangler_outbox_blocked
+    ON strangler_outbox (aggregatetype, aggregateid)
+    WHERE failed AND NOT skipped AND published_at IS NULL;
 CREATE TABLE IF NOT EXISTS strangler_outbox_doubts (
     n           BIGSERIAL PRIMARY KEY,
     request_id  TEXT NOT NULL,
@@ -64,12 +68,15 @@ CREATE TRIGGER strangler_outbox_notify AFTER INSERT ON strangler_outbox
     FOR EACH STATEMENT EXECUTE FUNCTION strangler_outbox_notify();
 """
 
-# Rows of an aggregate that has a failed (parked) row wait behind it.
+# Rows of an aggregate that has a failed (parked) row wait behind it.  Payload and
+# headers come back as JSON text and go into the record value without being parsed.
 PENDING = """
-SELECT o.seq, o.id::text, o.aggregatetype, o.aggregateid, o.type, o.payload::text,
-       extract(epoch FROM o.occurred_at), o.headers::text, o.attempts
+SELECT o.seq, o.id::text, o.aggregatetype, o.aggregateid, o.type,
+       extract(epoch FROM o.occurred_at)::float8, o.attempts,
+       coalesce((o.headers ->> 'schema_version')::int, 1), o.headers ->> 'traceparent',
+       o.payload::text, o.headers::text
 FROM strangler_outbox o
-WHERE o.published_at IS NULL AND NOT o.skipped AND NOT o.failed
+WHERE o.published_at IS NULL AND NOT o.skipped AND NOT o.failed AND o.seq > $2
   AND NOT EXISTS (
     SELECT 1 FROM strangler_outbox f
     WHERE f.failed AND NOT f.skipped AND f.published_at IS NULL
@@ -180,26 +187,19 @@ class PostgresOutbox:
                     ],
                 )
 
-    async def pending(self, limit: int) -> list[Row]:
+    async def pending(self, limit: int, after: int = 0) -> list[Row]:
         pool = await self._get_pool()
         async with translated():
-            records = await pool.fetch(PENDING, limit)
-        return [
-            Row(
-                r[0],
-                Event(
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    json.loads(r[5]) if r[5] else None,
-                    float(r[6]),
-                    json.loads(r[7]),
-                ),
-                r[8],
-            )
-            for r in records
-        ]
+            records = await pool.fetch(PENDING, limit, after)
+        rows = []
+        for r in records:
+            headers: dict[str, Any] = {"schema_version": r[7]}
+            if r[8]:
+                headers["traceparent"] = r[8]
+            event = Event(r[1], r[2], r[3], r[4], None, r[5], headers)
+            event.encoded = envelope_from_text(event, r[9], r[10])
+            rows.append(Row(r[0], event, r[6]))
+        return rows
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         if seqs:

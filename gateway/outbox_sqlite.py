@@ -63,7 +63,7 @@ PENDING = """
 SELECT o.seq, o.id, o.aggregatetype, o.aggregateid, o.type, o.payload, o.occurred_at,
        o.headers, o.attempts
 FROM strangler_outbox o
-WHERE o.published_at IS NULL AND o.skipped = 0 AND o.failed = 0
+WHERE o.published_at IS NULL AND o.skipped = 0 AND o.failed = 0 AND o.seq > ?
   AND NOT EXISTS (
     SELECT 1 FROM strangler_outbox f
     WHERE f.failed = 1 AND f.skipped = 0 AND f.published_at IS NULL
@@ -171,8 +171,8 @@ class SqliteOutbox:
                 await db.execute("ROLLBACK")
                 raise
 
-    async def pending(self, limit: int) -> list[Row]:
-        rows = await self._fetch(PENDING, limit)
+    async def pending(self, limit: int, after: int = 0) -> list[Row]:
+        rows = await self._fetch(PENDING, after, limit)
         return [
             Row(
                 r[0],

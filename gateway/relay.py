@@ -20,12 +20,12 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.capture import Event
 from gateway.kafka import PublishError
 from gateway.metrics import Registry
-from gateway.outbox import OutboxError, OutboxStore
+from gateway.outbox import OutboxError, OutboxStore, Row
 
 log = logging.getLogger("strangler.relay")
 
@@ -33,7 +33,11 @@ log = logging.getLogger("strangler.relay")
 class Sink(Protocol):
     """What the relay publishes through (the Kafka adapter, or a fake in unit tests)."""
 
-    async def publish(self, events: Sequence[Event]) -> list[PublishError | None]: ...
+    async def send(self, events: Sequence[Event]) -> Any:
+        """Hand a batch over in order; returns a handle for :meth:`collect`."""
+
+    async def collect(self, handle: Any) -> list[PublishError | None]:
+        """Wait for the batch's acknowledgements; one result per event."""
 
     async def stop(self) -> None: ...
 
@@ -81,12 +85,17 @@ class Relay:
                     log.info("%s is the active relay", self.holder)
                 self.leader.set((), 1)
                 await self._housekeeping()
-                sent = await self.round()
+                sent = await self.pump()
                 backoff = 0.1
                 if sent == 0:
                     await self.store.wait_for_rows(0.5)
             except (OutboxError, PublishError) as exc:
                 log.error("relay round failed (retrying in %.1fs): %s", backoff, exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A bug must not silently stop the relay: say so loudly and keep trying.
+                log.exception("relay round crashed (retrying in %.1fs)", backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.leader.set((), 0)
@@ -96,11 +105,52 @@ class Relay:
             pass
 
     async def round(self) -> int:
-        """Publish one batch; returns how many rows were attempted."""
+        """Publish one batch and mark it; returns how many rows were attempted."""
         rows = await self.store.pending(self.batch)
-        if not rows:
-            return 0
-        results = await self.sink.publish([row.event for row in rows])
+        if rows:
+            results = await self.sink.collect(await self.sink.send([r.event for r in rows]))
+            done, transient = await self._settle(rows, results)
+            await self.store.mark_published(done)
+            if transient is not None:
+                raise transient
+        return len(rows)
+
+    async def pump(self) -> int:
+        """Publish until nothing is pending.  The next batch is read while the broker
+        acknowledges the current one, and marking a batch overlaps sending the next; a
+        batch is sent only after the one before it was fully acknowledged, so a failure
+        can never let a later event of an aggregate overtake an earlier one."""
+        total = 0
+        rows = await self.store.pending(self.batch)
+        marking: asyncio.Future[None] | None = None
+        try:
+            while rows and not self.stopping.is_set():
+                handle = await self.sink.send([r.event for r in rows])
+                ahead = await self.store.pending(self.batch, after=rows[-1].seq)
+                results = await self.sink.collect(handle)
+                if marking is not None:
+                    await marking
+                    marking = None
+                done, transient = await self._settle(rows, results)
+                total += len(rows)
+                if len(done) < len(rows):
+                    # Something failed: publish again from the oldest unpublished row.
+                    await self.store.mark_published(done)
+                    if transient is not None:
+                        raise transient
+                    ahead = await self.store.pending(self.batch)
+                else:
+                    marking = asyncio.ensure_future(self.store.mark_published(done))
+                rows = ahead
+        finally:
+            if marking is not None:
+                await marking
+        return total
+
+    async def _settle(
+        self, rows: list[Row], results: list[PublishError | None]
+    ) -> tuple[list[int], PublishError | None]:
+        """Which rows to mark published (per aggregate, only up to its first failure)."""
         done: list[int] = []
         stuck: set[tuple[str, str]] = set()
         transient: PublishError | None = None
@@ -124,11 +174,8 @@ class Relay:
                     result,
                 )
                 await self.store.mark_failed(row.seq, str(result))
-        await self.store.mark_published(done)
         self.published.inc((), len(done))
-        if transient is not None:
-            raise transient
-        return len(rows)
+        return done, transient
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()

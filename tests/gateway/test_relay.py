@@ -33,13 +33,16 @@ class FakeSink:
         self.fail = fail or {}
         self.sent: list[int] = []
 
-    async def publish(self, events: Sequence[Event]) -> list[PublishError | None]:
+    async def send(self, events: Sequence[Event]) -> list[PublishError | None]:
         out: list[PublishError | None] = []
         for e in events:
             n = e.payload["n"]
             self.sent.append(n)
             out.append(self.fail.pop(n, None))
         return out
+
+    async def collect(self, handle: list[PublishError | None]) -> list[PublishError | None]:
+        return handle
 
     async def stop(self) -> None:
         pass
