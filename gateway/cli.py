@@ -57,6 +57,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return serve(config, workers=args.workers, config_path=_config_path(args))
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = load_or_report(args)
+    if config is None:
+        return EXIT_INVALID
+    from gateway.demo import run
+
+    return run(config, _config_path(args))
+
+
 def not_implemented(what: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         print(f"strangler {what}: not implemented yet", file=sys.stderr)
@@ -109,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.set_defaults(handler=not_implemented(f"{group} {action}"))
 
     p = sub.add_parser(
-        "demo", parents=[common], help="run the demo: monolith, new service, gateway"
+        "demo", parents=[common], help="run the demo: the example monolith behind the gateway"
     )
-    p.set_defaults(handler=not_implemented("demo"))
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

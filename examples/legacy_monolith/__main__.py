@@ -15,7 +15,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--db", default="./legacy.db")
     args = parser.parse_args()
-    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
