@@ -20,6 +20,7 @@ This is the only module that touches uvicorn internals.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -79,6 +80,8 @@ class CoalescingTransport:
 
 class GatewayProtocol(HttpToolsProtocol):
     max_header_bytes = 65536
+    head_timeout = 60.0  # the whole request head must arrive within this (slow clients)
+    _head_started = 0.0  # loop time of a request head's first byte; 0 when none is pending
 
     def connection_made(self, transport: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -93,6 +96,11 @@ class GatewayProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_bytes = 0
         self._overflow = False
+        # uvicorn's keep-alive timer restarts on every byte, so a client trickling its
+        # head would never be cut off: the head as a whole gets a deadline, checked by one
+        # sweep a second rather than a timer per request.
+        self._head_started = self.loop.time()
+        _watch(self)
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -108,11 +116,45 @@ class GatewayProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._head_started = 0.0
         scope: Any = self.scope
         scope["extensions"] = {"strangler": {"target": self.url, "overflow": self._overflow}}
         super().on_headers_complete()
 
 
-def protocol_class(max_header_bytes: int) -> type[GatewayProtocol]:
-    """A protocol class with this head-size limit (uvicorn instantiates the class)."""
-    return type("GatewayProtocol", (GatewayProtocol,), {"max_header_bytes": max_header_bytes})
+_watched: weakref.WeakSet[GatewayProtocol] = weakref.WeakSet()
+_sweeping: set[asyncio.AbstractEventLoop] = set()
+
+
+def _watch(protocol: GatewayProtocol) -> None:
+    if protocol in _watched:
+        return
+    _watched.add(protocol)
+    loop = protocol.loop
+    if loop not in _sweeping:
+        _sweeping.add(loop)
+        loop.call_later(1.0, _sweep, loop)
+
+
+def _sweep(loop: asyncio.AbstractEventLoop) -> None:
+    """Close connections whose request head is overdue."""
+    now = loop.time()
+    for protocol in list(_watched):
+        if protocol.transport is None or protocol.transport.is_closing():
+            _watched.discard(protocol)
+        elif protocol._head_started and now - protocol._head_started > protocol.head_timeout:
+            protocol.transport.close()
+            _watched.discard(protocol)
+    if loop.is_closed():
+        _sweeping.discard(loop)
+    else:
+        loop.call_later(1.0, _sweep, loop)
+
+
+def protocol_class(max_header_bytes: int, head_timeout: float = 60.0) -> type[GatewayProtocol]:
+    """A protocol class with these limits (uvicorn instantiates the class)."""
+    return type(
+        "GatewayProtocol",
+        (GatewayProtocol,),
+        {"max_header_bytes": max_header_bytes, "head_timeout": head_timeout},
+    )

@@ -9,6 +9,7 @@ swaps it, and requests in flight finish on the one they started with.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sys
@@ -214,12 +215,16 @@ class Proxy:
         stream: AsyncIterator[bytes] | None = None
         try:
             if chunked or (content_length is not None and content_length != b"0"):
-                body, stream = await _read_body(receive, keep, limit)
+                body, stream = await _read_body(
+                    receive, keep, limit, gen.config.proxy.client_timeout
+                )
             await self._forward(
                 gen, scope, send, decision, method, path, query_string, body, stream, captured
             )
         except _BodyTooLarge:
             await self._refuse(send, 413, "request body too large", "body-size")
+        except _ClientTooSlow:
+            await self._refuse(send, 408, "request body not received in time", "slow-client")
         except _ClientGone:
             self.metrics.refused.inc(("client-gone",))
 
@@ -298,6 +303,8 @@ class Proxy:
                     self._failed(attempt.backend)
                 else:
                     self.outliers.success(attempt.backend)
+                    if response is not None and response.status < 500:
+                        break  # the common case: nothing to retry
                 step = next_step(
                     attempt,
                     route.retries,
@@ -500,14 +507,22 @@ def _parse_cookies(header: str) -> dict[str, str]:
     return out
 
 
+async def _receive(receive: Receive, timeout: float) -> Message:
+    try:
+        return await asyncio.wait_for(receive(), timeout)
+    except TimeoutError:
+        raise _ClientTooSlow from None
+
+
 async def _read_body(
-    receive: Receive, keep: int, limit: int
+    receive: Receive, keep: int, limit: int, timeout: float
 ) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """Read the body up to ``keep`` bytes; return it whole, or its start plus a stream."""
+    """Read the body up to ``keep`` bytes; return it whole, or its start plus a stream.
+    Each read must arrive within ``timeout`` (slow clients are cut off with 408)."""
     parts: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message = await _receive(receive, timeout)
         if message["type"] == "http.disconnect":
             raise _ClientGone
         chunk = message.get("body", b"")
@@ -525,7 +540,7 @@ async def _read_body(
         yield head
         total = size
         while True:
-            message = await receive()
+            message = await _receive(receive, timeout)
             if message["type"] == "http.disconnect":
                 raise _ClientGone
             chunk = message.get("body", b"")
@@ -541,6 +556,10 @@ async def _read_body(
 
 class _ClientGone(Exception):
     """The client went away while sending its body."""
+
+
+class _ClientTooSlow(Exception):
+    """The client took longer than ``proxy.client_timeout`` to send its body."""
 
 
 class _BodyTooLarge(Exception):

@@ -110,7 +110,10 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
 
     def _reset_exchange(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
+        # httptools parses one message after another on a kept-alive connection; only a
+        # HEAD response (whose Content-Length announces no body) leaves it out of step.
+        if getattr(self, "head_request", True):
+            self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: Headers = []
         self.head_waiter: asyncio.Future[None] | None = None

@@ -116,7 +116,7 @@ class Worker:
         server = uvicorn.Server(
             uvicorn.Config(
                 self.proxy,
-                http=protocol_class(proxy.max_header_bytes),
+                http=protocol_class(proxy.max_header_bytes, proxy.client_timeout),
                 ws="websockets-sansio",
                 loop="uvloop",
                 lifespan="on",

@@ -65,3 +65,37 @@ async def test_writes_in_one_iteration_leave_as_one() -> None:
     t.close()
     assert raw.writes == [b"headbody", b"x"] and raw.closed
     assert t.get_extra_info("peername") == "peername"
+
+
+async def test_a_client_trickling_its_head_is_cut_off() -> None:
+    with backends("legacy") as b:
+        text = config_text(
+            {"legacy": b["legacy"].url},
+            "  - {name: all, split: {legacy: 1}}",
+            "proxy: {client_timeout: 1s}\n",
+        )
+        with gateway(text) as (gw, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            started = asyncio.get_running_loop().time()
+            closed = False
+            for _ in range(20):  # one byte every 0.25 s: each byte would reset keep-alive
+                await asyncio.sleep(0.25)
+                try:
+                    writer.write(b"a")
+                    await writer.drain()
+                except ConnectionError:
+                    closed = True
+                    break
+                if reader.at_eof() or writer.is_closing():
+                    closed = True
+                    break
+                try:
+                    if await asyncio.wait_for(reader.read(1), 0.01) == b"":
+                        closed = True
+                        break
+                except TimeoutError:
+                    pass
+            writer.close()
+    assert closed
+    assert asyncio.get_running_loop().time() - started < 3

@@ -197,3 +197,17 @@ def free_dead_port() -> int:
         port: int = s.getsockname()[1]
     time.sleep(0)
     return port
+
+
+async def test_a_client_too_slow_with_its_body_gets_408() -> None:
+    with backends("legacy") as b:
+        text = config_text(
+            {"legacy": b["legacy"].url},
+            "  - {name: all, split: {legacy: 1}}",
+            "proxy: {client_timeout: 1s}\n",
+        )
+        with gateway(text) as (gw, _):
+            answer = await raw_request(
+                gw.port, b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"
+            )
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
