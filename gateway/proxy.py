@@ -356,25 +356,28 @@ class Proxy:
             else:
                 status = response.status
                 whole = response.complete_body()
+                upstream = response
+
+                async def record(ticket: Ticket, response_body: bytes | None) -> None:
+                    exchange = self._exchange(
+                        ticket,
+                        scope,
+                        route.name,
+                        method,
+                        path,
+                        served,
+                        upstream.status,
+                        outgoing.request_id,
+                        body,
+                        stream,
+                        upstream.headers,
+                        response_body,
+                    )
+                    await self._record(ticket, exchange)
+
                 if ticket is not None and whole is not None:
                     # Stored before the client hears back: a client's next write comes after.
-                    await self._record(
-                        ticket,
-                        self._exchange(
-                            ticket,
-                            scope,
-                            route.name,
-                            method,
-                            path,
-                            served,
-                            status,
-                            outgoing.request_id,
-                            body,
-                            stream,
-                            response.headers,
-                            whole,
-                        ),
-                    )
+                    await record(ticket, whole)
                     ticket = None
                 await send(
                     {
@@ -397,24 +400,7 @@ class Proxy:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b""})
                     if ticket is not None:
-                        kept_body = b"".join(kept) if kept is not None else None
-                        await self._record(
-                            ticket,
-                            self._exchange(
-                                ticket,
-                                scope,
-                                route.name,
-                                method,
-                                path,
-                                served,
-                                status,
-                                outgoing.request_id,
-                                body,
-                                stream,
-                                response.headers,
-                                kept_body,
-                            ),
-                        )
+                        await record(ticket, b"".join(kept) if kept is not None else None)
                         ticket = None
             metrics.requests.inc((route.name, served, _STATUS_CLASS[status // 100]))
             metrics.latency.observe((route.name, served), elapsed)

@@ -3,8 +3,9 @@
 One relay is active at a time (:meth:`OutboxStore.lead`); others wait as hot
 standbys and take over when the leader's lock or lease goes.  Each round reads
 the oldest unpublished rows, publishes them, and marks a row published only
-after the broker acknowledged it, so a crash re-sends at most the batch in
-flight (consumers dedupe on the event id).
+after the broker acknowledged it, so a crash re-sends at most the work in
+flight: the batch not yet acknowledged and the one whose marks were being
+written (consumers dedupe on the event id).
 
 Per aggregate, rows are marked published only up to the first one that failed:
 a later row of the same aggregate that happened to be acknowledged is sent

@@ -294,7 +294,7 @@ async def test_relay_killed_mid_batch_loses_nothing(
     config = relay_config(tmp_path, pg_database, kafka_bootstrap, topic)
     async with Collector(kafka_bootstrap, topic) as collector:
         proc = relay_process(config, free_port())
-        for _ in range(200):
+        for _ in range(1500):  # the process may take a while to start on a busy machine
             if (await store.status()).published > 0:
                 break
             await asyncio.sleep(0.02)
@@ -315,7 +315,9 @@ async def test_relay_killed_mid_batch_loses_nothing(
     await store.close()
     ids = [r["id"] for r in collector.records]
     assert len(set(ids)) == 20000
-    assert len(ids) - 20000 <= 2000  # duplicates only from the batch in flight
+    # Duplicates come only from work in flight at the kill: the batch not yet acknowledged
+    # and the one acknowledged but not yet marked published (the relay pipelines them).
+    assert len(ids) - 20000 <= 2 * 2000
     per_aggregate: dict[str, list[int]] = {}
     for r in collector.unique():
         per_aggregate.setdefault(r["aggregateid"], []).append(r["payload"]["n"])
