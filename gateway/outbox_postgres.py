@@ -140,6 +140,12 @@ class PostgresOutbox:
                 )
         return self._pool
 
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        pool = await self._get_pool()
+        async with translated():
+            records: list[asyncpg.Record] = await pool.fetch(sql, *args)
+            return records
+
     async def execute(self, sql: str, *args: Any) -> str:
         pool = await self._get_pool()
         async with translated():
@@ -188,9 +194,7 @@ class PostgresOutbox:
                 )
 
     async def pending(self, limit: int, after: int = 0) -> list[Row]:
-        pool = await self._get_pool()
-        async with translated():
-            records = await pool.fetch(PENDING, limit, after)
+        records = await self.fetch(PENDING, limit, after)
         rows = []
         for r in records:
             headers: dict[str, Any] = {"schema_version": r[7]}
@@ -225,19 +229,16 @@ class PostgresOutbox:
         return result != "UPDATE 0"
 
     async def blocked(self) -> list[Blocked]:
-        pool = await self._get_pool()
-        async with translated():
-            records = await pool.fetch(
-                "SELECT seq, id::text, aggregatetype, aggregateid, coalesce(last_error, '')"
-                " FROM strangler_outbox WHERE failed AND NOT skipped AND published_at IS NULL"
-                " ORDER BY seq"
-            )
+        records = await self.fetch(
+            "SELECT seq, id::text, aggregatetype, aggregateid, coalesce(last_error, '')"
+            " FROM strangler_outbox WHERE failed AND NOT skipped AND published_at IS NULL"
+            " ORDER BY seq"
+        )
         return [Blocked(*r) for r in records]
 
     async def status(self) -> Status:
-        pool = await self._get_pool()
-        async with translated():
-            r = await pool.fetchrow(
+        r = (
+            await self.fetch(
                 "SELECT"
                 " count(*) FILTER (WHERE published_at IS NULL AND NOT skipped),"
                 " extract(epoch FROM now() - min(occurred_at)"
@@ -247,18 +248,16 @@ class PostgresOutbox:
                 " count(*) FILTER (WHERE failed AND NOT skipped AND published_at IS NULL)"
                 " FROM strangler_outbox"
             )
-        assert r is not None
+        )[0]
         age = float(r[1]) if r[1] is not None else None
         return Status(int(r[0]), age, int(r[2]), int(r[3]), int(r[4]))
 
     async def doubts(self, limit: int = 1000) -> list[Doubt]:
-        pool = await self._get_pool()
-        async with translated():
-            records = await pool.fetch(
-                "SELECT request_id, route, method, path, status, reason, event_type,"
-                " extract(epoch FROM occurred_at) FROM strangler_outbox_doubts ORDER BY n LIMIT $1",
-                limit,
-            )
+        records = await self.fetch(
+            "SELECT request_id, route, method, path, status, reason, event_type,"
+            " extract(epoch FROM occurred_at) FROM strangler_outbox_doubts ORDER BY n LIMIT $1",
+            limit,
+        )
         return [Doubt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7])) for r in records]
 
     async def purge(self, older_than: float) -> int:

@@ -500,44 +500,42 @@ async def _receive(receive: Receive, timeout: float) -> Message:
         raise _ClientTooSlow from None
 
 
+async def _chunks(receive: Receive, limit: int, timeout: float) -> AsyncIterator[bytes]:
+    """The request body as it arrives, enforcing the size limit and the read deadline."""
+    total = 0
+    while True:
+        message = await _receive(receive, timeout)
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk: bytes = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise _BodyTooLarge
+        yield chunk
+        if not message.get("more_body", False):
+            return
+
+
 async def _read_body(
     receive: Receive, keep: int, limit: int, timeout: float
 ) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """Read the body up to ``keep`` bytes; return it whole, or its start plus a stream.
     Each read must arrive within ``timeout`` (slow clients are cut off with 408)."""
+    chunks = _chunks(receive, limit, timeout)
     parts: list[bytes] = []
     size = 0
-    while True:
-        message = await _receive(receive, timeout)
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
+    async for chunk in chunks:
         parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts), None
+        size += len(chunk)
         if size > keep:
-            break
-    head = b"".join(parts)
+            return b"", _prepend(b"".join(parts), chunks)
+    return b"".join(parts), None
 
-    async def rest() -> AsyncIterator[bytes]:
-        yield head
-        total = size
-        while True:
-            message = await _receive(receive, timeout)
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                raise _BodyTooLarge
-            yield chunk
-            if not message.get("more_body", False):
-                return
 
-    return b"", rest()
+async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
 
 
 class _ClientGone(Exception):

@@ -105,17 +105,6 @@ class Relay:
         except OutboxError:
             pass
 
-    async def round(self) -> int:
-        """Publish one batch and mark it; returns how many rows were attempted."""
-        rows = await self.store.pending(self.batch)
-        if rows:
-            results = await self.sink.collect(await self.sink.send([r.event for r in rows]))
-            done, transient = await self._settle(rows, results)
-            await self.store.mark_published(done)
-            if transient is not None:
-                raise transient
-        return len(rows)
-
     async def pump(self) -> int:
         """Publish until nothing is pending.  The next batch is read while the broker
         acknowledges the current one, and marking a batch overlaps sending the next; a

@@ -64,12 +64,12 @@ async def test_transient_failure_holds_back_the_rest_of_that_aggregate(tmp_path:
     sink = FakeSink({1: BrokerUnavailable("blip")})
     relay = Relay(store, sink)
     try:
-        await relay.round()
+        await relay.pump()
     except BrokerUnavailable:
         pass
     # 3 was acknowledged, but it must not overtake 1: both go again, in order
     assert await pending_ns(store) == [1, 3]
-    await relay.round()
+    await relay.pump()
     assert await pending_ns(store) == []
     assert sink.sent == [1, 2, 3, 4, 1, 3]
     assert relay.published.get() == 4 and relay.errors.get(("retriable",)) == 1
@@ -80,12 +80,12 @@ async def test_refused_record_is_parked_and_blocks_only_its_aggregate(tmp_path: 
     store = await sqlite_store(tmp_path)
     await store.append([event(1, "a"), event(2, "b"), event(3, "a")])
     relay = Relay(store, FakeSink({1: PublishError("too large")}))
-    await relay.round()
+    await relay.pump()
     assert await pending_ns(store) == []  # 3 waits behind the parked 1
     blocked = await store.blocked()
     assert [(b.aggregateid, b.error) for b in blocked] == [("a", "too large")]
     await store.skip(blocked[0].id)
-    await relay.round()
+    await relay.pump()
     status = await store.status()
     assert (status.published, status.pending, status.blocked) == (2, 0, 0)  # 2, then 3
     await store.close()
