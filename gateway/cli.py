@@ -100,14 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway import outbox_cli
 
     outbox_cli.add_commands(sub, common)
+    from shadow import cli as shadow_cli
+
+    shadow_cli.add_commands(sub, common)
     groups: dict[str, Sequence[str]] = {
         "istio": ("render", "import"),
-        "shadow": ("report",),
         "dlq": ("list", "replay"),
     }
     helps = {
         "istio": "render routes.yaml to Istio manifests, or import a VirtualService",
-        "shadow": "report on shadow comparisons",
         "dlq": "inspect and replay dead-lettered events",
     }
     for group, actions in groups.items():
@@ -128,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(args, "needs_config"):
-        # Commands that take --dsn need routes.yaml only when no DSN is given.
+        # Commands that take --dsn or --store need routes.yaml only when none is given.
         config = None
-        if args.needs_config or not getattr(args, "dsn", None):
+        if args.needs_config or not (getattr(args, "dsn", None) or getattr(args, "store", None)):
             config = load_or_report(args)
             if config is None:
                 return EXIT_INVALID

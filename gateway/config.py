@@ -238,6 +238,12 @@ def _cross_check(doc: dict[str, Any], ck: Checker) -> None:
                     join(join(rpath, "shadow"), "methods"),
                     f"shadowing writes ({', '.join(writes)}) needs allow_writes: true",
                 )
+            for k, item in enumerate(shadow["ignore"]):
+                if not (item.startswith("/") or (item.startswith("header:") and item[7:].strip())):
+                    ck.problem(
+                        join(join(join(rpath, "shadow"), "ignore"), k),
+                        f"{item!r} is neither a JSON pointer (/a/*/b) nor header:NAME",
+                    )
         match = _build_match(route["match"])
         for j, cap in enumerate(route["capture"]):
             cpath = join(join(rpath, "capture"), j)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from gateway.capture import CompiledRule, Exchange, compile_rules, find_rule
 from gateway.config import Backend, Config
-from gateway.headers import TrustedProxies, request_headers, response_headers
+from gateway.headers import Outgoing, TrustedProxies, request_headers, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.outlier import Outliers
 from gateway.paths import PathError, normalise
@@ -35,6 +35,7 @@ from gateway.upstream import (
     UpstreamResponse,
     UpstreamTimeout,
 )
+from shadow.mirror import Lane, Mirror, Sample
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,6 +94,7 @@ class Proxy:
             {n: b.outlier for n, b in generation.config.backends.items()}, clock
         )
         self.recorder = recorder
+        self.mirror: Mirror | None = None
         self.websocket: Callable[[Generation, Scope, Receive, Send], Awaitable[None]] | None = None
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -100,6 +102,8 @@ class Proxy:
     def swap(self, generation: Generation) -> None:
         """Serve new requests from ``generation``; requests in flight keep the old one."""
         self.outliers.reconfigure({n: b.outlier for n, b in generation.config.backends.items()})
+        if self.mirror is not None:
+            self.mirror.reconfigure(generation.config.backends)
         self.generation = generation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -357,6 +361,11 @@ class Proxy:
                 status = response.status
                 whole = response.complete_body()
                 upstream = response
+                lane = (
+                    self.mirror.lane(route, method, path, served, stream is None)
+                    if route.shadow is not None and self.mirror is not None
+                    else None
+                )
 
                 async def record(ticket: Ticket, response_body: bytes | None) -> None:
                     exchange = self._exchange(
@@ -386,22 +395,42 @@ class Proxy:
                         "headers": response_headers(response.headers, extra),
                     }
                 )
+                copy: bytes | None = None
                 if whole is not None:  # small responses arrive with their head: one message
                     await send({"type": "http.response.body", "body": whole})
+                    copy = whole
                 else:
-                    kept: list[bytes] | None = [] if ticket is not None else None
+                    limit = self._capture_limit() if ticket is not None else -1
+                    if lane is not None:
+                        limit = max(limit, lane.shadow.max_body_bytes)
+                    kept: list[bytes] | None = [] if limit >= 0 else None
                     size = 0
                     async for chunk in response.chunks():
                         if kept is not None:
                             size += len(chunk)
-                            kept = kept if size <= self._capture_limit() else None
+                            kept = kept if size <= limit else None
                             if kept is not None:
                                 kept.append(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b""})
+                    copy = b"".join(kept) if kept is not None else None
                     if ticket is not None:
-                        await record(ticket, b"".join(kept) if kept is not None else None)
+                        captured_body = copy if size <= self._capture_limit() else None
+                        await record(ticket, captured_body)
                         ticket = None
+                if lane is not None:
+                    self._mirror(
+                        lane,
+                        method,
+                        path,
+                        query_string,
+                        outgoing,
+                        body,
+                        served,
+                        response,
+                        copy,
+                        elapsed,
+                    )
             metrics.requests.inc((route.name, served, _STATUS_CLASS[status // 100]))
             metrics.latency.observe((route.name, served), elapsed)
             if gen.config.proxy.access_log:
@@ -422,6 +451,45 @@ class Proxy:
             if ticket is not None and self.recorder is not None:
                 # Cut short (client gone, ...) after forwarding: the outcome is unknown.
                 self.recorder.abandon(ticket)
+
+    def _mirror(
+        self,
+        lane: Lane,
+        method: str,
+        path: str,
+        query_string: bytes,
+        outgoing: Outgoing,
+        body: bytes,
+        served: str,
+        response: UpstreamResponse,
+        copy: bytes | None,
+        elapsed: float,
+    ) -> None:
+        assert self.mirror is not None
+        if copy is None or len(copy) > lane.shadow.max_body_bytes:
+            self.mirror.skip(lane, method, path, "too-large")
+            return
+        target = path.encode("latin-1")
+        if query_string:
+            target += b"?" + query_string
+        self.mirror.submit(
+            lane,
+            Sample(
+                route=lane.route,
+                method=method,
+                path=path,
+                target=target,
+                headers=outgoing.headers,
+                body=body,
+                served=served,
+                status=response.status,
+                response_headers=response.headers,
+                response_body=copy,
+                seconds=elapsed,
+                request_id=outgoing.request_id.decode("latin-1"),
+                at=time.time(),
+            ),
+        )
 
     def _capture_limit(self) -> int:
         return self.recorder.max_body_bytes if self.recorder is not None else 0

@@ -26,6 +26,9 @@ from gateway.proxy import Generation, Proxy
 from gateway.recorder import Recorder
 from gateway.tasks import spawn
 from gateway.upstream import PooledTransport
+from shadow.mirror import Mirror
+from shadow.store import DEFAULT_URL
+from shadow.store import open_store as open_results
 
 log = logging.getLogger("strangler.worker")
 SNAPSHOT_INTERVAL = 1.0
@@ -43,6 +46,14 @@ def make_recorder(config: Config, metrics: GatewayMetrics) -> Recorder | None:
         outbox["max_body_bytes"],
         metrics.registry,
     )
+
+
+def make_mirror(config: Config, metrics: GatewayMetrics) -> Mirror | None:
+    """The shadow mirror, when any route shadows traffic."""
+    if not any(route.shadow for route in config.routes):
+        return None
+    store = open_results(config.shadow_store_url or DEFAULT_URL)
+    return Mirror(config.backends, metrics.registry, store)
 
 
 def build_proxy(config: Config, metrics: GatewayMetrics | None = None) -> Proxy:
@@ -68,6 +79,15 @@ def build_proxy(config: Config, metrics: GatewayMetrics | None = None) -> Proxy:
 
         proxy.on_startup.append(start_recorder)
         proxy.on_shutdown.append(stop_recorder)
+    mirror = make_mirror(config, metrics)
+    if mirror is not None:
+        proxy.mirror = mirror
+
+        async def start_mirror() -> None:
+            mirror.start()
+
+        proxy.on_startup.append(start_mirror)
+        proxy.on_shutdown.append(mirror.stop)
     return proxy
 
 

@@ -217,6 +217,15 @@ INVALID: list[tuple[str, str, str]] = [
         "needs allow_writes: true",
     ),
     (
+        "shadow-ignore-not-a-pointer",
+        replace(
+            "    split: {legacy: 100}",
+            "    split: {legacy: 100}\n    shadow: {backend: users-v2, ignore: [/ok, updated_at]}",
+        ),
+        "routes.yaml:13:47: routes[1].shadow.ignore[1]: 'updated_at' is neither a JSON pointer "
+        "(/a/*/b) nor header:NAME",
+    ),
+    (
         "empty-document",
         "# nothing\n",
         "routes.yaml: the document is empty; expected a mapping with version, backends, routes",

@@ -1,0 +1,373 @@
+"""Mirror scheduling: send sampled requests to the shadow backend in the background.
+
+The proxy asks :meth:`Mirror.lane` on its hot path whether a request is mirrored
+(a counter-based sample, cheap checks, and shedding when the route's lane is
+full); after the primary response has gone to the client it hands the kept copy
+to :meth:`Mirror.submit`.  Everything else happens in named background tasks,
+bounded per route by ``shadow.concurrency`` (requests in flight) plus
+``shadow.queue`` (waiting): the shadow call with its own timeout, the optional
+secondary call to the primary's backend for noise cancellation, the pure
+comparison (:mod:`shadow.compare`), and batched writes to the result store.
+
+The mirror has its own upstream transport, so a slow shadow backend cannot take
+pooled connections the primary traffic needs, and it never touches outlier
+detection, retries or write capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.config import Backend, Route, Shadow
+from gateway.config_spec import SAFE_METHODS
+from gateway.metrics import Registry
+from gateway.tasks import spawn
+from gateway.upstream import PooledTransport, Transport, UpstreamError, UpstreamRequest
+from shadow.compare import Difference, Reply, Rules, compare
+from shadow.sampling import Sampler, template
+from shadow.store import FieldDiff, Result, ResultStore, StoreError, hashed
+
+log = logging.getLogger("strangler.shadow")
+
+MARK = b"x-strangler-shadow"
+FLUSH_INTERVAL = 0.5
+MAX_UNSTORED = 10_000  # results kept while the store is down; older ones are dropped
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(slots=True)
+class Sample:
+    """A mirrored request and the primary's answer, as kept on the hot path (raw bytes;
+    decoded in the background)."""
+
+    route: str
+    method: str
+    path: str
+    target: bytes  # path and query, without any backend's base path
+    headers: list[tuple[bytes, bytes]]  # as sent to the primary, Host last
+    body: bytes
+    served: str
+    status: int
+    response_headers: list[tuple[bytes, bytes]]
+    response_body: bytes
+    seconds: float
+    request_id: str
+    at: float
+
+
+@dataclass(eq=False)
+class Lane:
+    """One route's mirroring state: its sampler and its bound on work in flight."""
+
+    route: str
+    shadow: Shadow
+    rules: Rules
+    sampler: Sampler
+    slots: asyncio.Semaphore
+    waiting: int = 0  # submitted and not finished (in flight + queued)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def full(self) -> bool:
+        return self.waiting >= self.shadow.concurrency + self.shadow.queue
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Mirror:
+    def __init__(
+        self,
+        backends: dict[str, Backend],
+        registry: Registry,
+        store: ResultStore | None = None,
+        transport: Transport | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.backends = backends
+        self.store = store
+        self.transport = transport or PooledTransport()
+        self.wall = wall
+        self.lanes: dict[str, Lane] = {}
+        self.comparisons = registry.counter(
+            "strangler_shadow_comparisons_total",
+            "Shadow samples by route and result (match, differ, error, shed, skipped).",
+            ("route", "result"),
+        )
+        self.latency = registry.histogram(
+            "strangler_shadow_latency_seconds",
+            "Shadow backend response time.",
+            ("route", "backend"),
+            LATENCY_BUCKETS,
+        )
+        self.dropped = registry.counter(
+            "strangler_shadow_results_dropped_total",
+            "Results not stored because the result store was unavailable too long.",
+        )
+        self._unstored: list[Result] = []
+        self._counts: dict[tuple[str, str, str, str, str], int] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._store_ready = False
+
+    # -- configuration -----------------------------------------------------------------
+
+    def reconfigure(self, backends: dict[str, Backend]) -> None:
+        """A new configuration: lanes whose shadow block changed start afresh."""
+        self.backends = backends
+
+    def _lane(self, route: Route) -> Lane:
+        shadow = route.shadow
+        assert shadow is not None
+        lane = self.lanes.get(route.name)
+        if lane is None or lane.shadow != shadow:
+            lane = Lane(
+                route.name,
+                shadow,
+                Rules.build(shadow.ignore, shadow.numeric_tolerance),
+                Sampler(shadow.percent),
+                asyncio.Semaphore(shadow.concurrency),
+            )
+            self.lanes[route.name] = lane
+        return lane
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def lane(
+        self, route: Route, method: str, path: str, served: str, replayable: bool
+    ) -> Lane | None:
+        """The lane to mirror this request on, or None (not sampled, skipped or shed)."""
+        shadow = route.shadow
+        if shadow is None or method not in shadow.methods:
+            return None
+        lane = self._lane(route)
+        if not lane.sampler.take():
+            return None
+        if served == shadow.backend:
+            self.skip(lane, method, path, "same-backend")
+            return None
+        if not replayable:
+            self.skip(lane, method, path, "request-body-streamed")
+            return None
+        if lane.full:
+            self._count(lane.route, method, path, "shed", "queue-full")
+            return None
+        return lane
+
+    def skip(self, lane: Lane, method: str, path: str, reason: str) -> None:
+        self._count(lane.route, method, path, "skipped", reason)
+
+    def _count(self, route: str, method: str, path: str, outcome: str, reason: str) -> None:
+        self.comparisons.inc((route, "shed" if outcome == "shed" else "skipped"))
+        key = (route, method, template(path), outcome, reason)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def submit(self, lane: Lane, sample: Sample) -> None:
+        """Mirror ``sample`` in the background (shed when the lane filled up meanwhile)."""
+        if lane.full:
+            self._count(lane.route, sample.method, sample.path, "shed", "queue-full")
+            return
+        lane.waiting += 1
+        task = spawn(self._mirror(lane, sample), name=f"shadow:{lane.route}:{sample.request_id}")
+        lane.tasks.add(task)
+        task.add_done_callback(lane.tasks.discard)
+
+    # -- background ------------------------------------------------------------------------
+
+    async def _mirror(self, lane: Lane, sample: Sample) -> None:
+        try:
+            async with lane.slots:
+                await self._one(lane, sample)
+        finally:
+            lane.waiting -= 1
+
+    async def _one(self, lane: Lane, sample: Sample) -> None:
+        shadow = lane.shadow
+        backend = self.backends.get(shadow.backend)
+        if backend is None:
+            return self._error(lane, sample, f"unknown backend {shadow.backend}", None)
+        start = time.monotonic()
+        try:
+            reply = await self._call(backend, sample, shadow, b"1")
+        except _TooLarge:
+            return self._count(lane.route, sample.method, sample.path, "skipped", "too-large")
+        except (UpstreamError, TimeoutError) as exc:
+            kind = exc.kind if isinstance(exc, UpstreamError) else "timeout"
+            took = time.monotonic() - start
+            return self._error(lane, sample, f"shadow {kind}: {exc}".strip(), took)
+        took = time.monotonic() - start
+        self.latency.observe((lane.route, shadow.backend), took)
+        primary = Reply(sample.status, _decoded(sample.response_headers), sample.response_body)
+        noise: list[Difference] | None = None
+        served = self.backends.get(sample.served)
+        if shadow.noise.secondary and sample.method in SAFE_METHODS and served is not None:
+            try:
+                secondary = await self._call(served, sample, shadow, b"secondary")
+                noise = compare(primary, secondary, lane.rules)
+            except (UpstreamError, TimeoutError, _TooLarge) as exc:
+                log.debug("secondary call failed: %s", exc)
+        self._compared(lane, sample, reply, took, compare(primary, reply, lane.rules), noise)
+
+    async def _call(self, backend: Backend, sample: Sample, shadow: Shadow, mark: bytes) -> Reply:
+        headers = list(sample.headers)
+        if backend.host_header == "backend" and headers and headers[-1][0] == b"host":
+            default = backend.port == 80
+            host = backend.host if default else f"{backend.host}:{backend.port}"
+            headers[-1] = (b"host", host.encode())
+        headers.append((MARK, mark))
+        request = UpstreamRequest(
+            sample.method.encode(),
+            backend.base_path.encode("latin-1") + sample.target,
+            headers,
+            sample.body,
+            None,
+            sample.method == "HEAD",
+        )
+        async with asyncio.timeout(shadow.timeout):
+            response = await self.transport.send(
+                backend.host,
+                backend.port,
+                request,
+                min(backend.connect_timeout, shadow.timeout),
+                shadow.timeout,
+                backend.pool_size,
+            )
+            try:
+                parts: list[bytes] = []
+                size = 0
+                async for chunk in response.chunks():
+                    size += len(chunk)
+                    if size > shadow.max_body_bytes:
+                        raise _TooLarge
+                    parts.append(chunk)
+                return Reply(response.status, _decoded(response.headers), b"".join(parts))
+            finally:
+                response.close()
+
+    def _error(self, lane: Lane, sample: Sample, reason: str, took: float | None) -> None:
+        self.comparisons.inc((lane.route, "error"))
+        self._keep(
+            Result(
+                at=sample.at,
+                route=lane.route,
+                method=sample.method,
+                endpoint=template(sample.path),
+                outcome="error",
+                reason=reason,
+                request_id=sample.request_id,
+                primary_backend=sample.served,
+                shadow_backend=lane.shadow.backend,
+                primary_status=sample.status,
+                primary_ms=sample.seconds * 1000,
+                shadow_ms=None if took is None else took * 1000,
+            )
+        )
+
+    def _compared(
+        self,
+        lane: Lane,
+        sample: Sample,
+        reply: Reply,
+        took: float,
+        diffs: list[Difference],
+        noise: list[Difference] | None,
+    ) -> None:
+        keep = lane.shadow.store_values
+        noisy = None if noise is None else tuple(sorted({d.path for d in noise}))
+        real = [d for d in diffs if noisy is None or d.path not in noisy]
+        self.comparisons.inc((lane.route, "differ" if real else "match"))
+        self._keep(
+            Result(
+                at=sample.at,
+                route=lane.route,
+                method=sample.method,
+                endpoint=template(sample.path),
+                outcome="compared",
+                request_id=sample.request_id,
+                primary_backend=sample.served,
+                shadow_backend=lane.shadow.backend,
+                primary_status=sample.status,
+                shadow_status=reply.status,
+                primary_ms=sample.seconds * 1000,
+                shadow_ms=took * 1000,
+                diffs=tuple(
+                    FieldDiff(
+                        d.path,
+                        d.kind,
+                        d.primary if keep else hashed(d.primary),
+                        d.shadow if keep else hashed(d.shadow),
+                    )
+                    for d in diffs
+                ),
+                noise=noisy,
+                values_kept=keep,
+            )
+        )
+
+    def _keep(self, result: Result) -> None:
+        self._unstored.append(result)
+        self._keep_bound()
+
+    # -- results -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.store is not None and self._writer is None:
+            self._writer = spawn(self._write_loop(), name="shadow-results")
+
+    async def _write_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Store what finished since the last flush (kept for later if the store is down)."""
+        if self._counts:
+            counts, self._counts = self._counts, {}
+            now = self.wall()
+            for (route, method, endpoint, outcome, reason), n in counts.items():
+                self._keep(Result(now, route, method, endpoint, outcome, count=n, reason=reason))
+        if self.store is None or not self._unstored:
+            return
+        batch, self._unstored = self._unstored, []
+        try:
+            if not self._store_ready:
+                await self.store.init()
+                self._store_ready = True
+            await self.store.add(batch)
+        except StoreError as exc:
+            log.error("shadow results not stored yet (%d waiting): %s", len(batch), exc)
+            self._unstored[:0] = batch
+            self._keep_bound()
+
+    def _keep_bound(self) -> None:
+        if len(self._unstored) > MAX_UNSTORED:
+            excess = len(self._unstored) - MAX_UNSTORED
+            del self._unstored[:excess]
+            self.dropped.inc((), excess)
+
+    async def stop(self, deadline: float = 5.0) -> None:
+        """Let mirrored requests finish for up to ``deadline`` seconds, drop the rest, and
+        store the results."""
+        tasks = [t for lane in self.lanes.values() for t in lane.tasks]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        await self.flush()
+        await self.transport.aclose()
+        if self.store is not None:
+            await self.store.close()
+
+
+def _decoded(headers: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    return tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in headers)
