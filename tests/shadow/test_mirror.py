@@ -1,0 +1,264 @@
+"""Mirroring through a real gateway: real uvicorn backends on loopback, real sockets, the
+SQLite result store, and the report built from what was stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gateway.upstream import PooledTransport, UpstreamRequest
+from shadow.report import EndpointReport, build
+from shadow.store import Result, open_store
+from tests.gateway.support import config_text, fire, gateway
+from tests.harness import UvicornThread, free_port
+
+Seen = list[tuple[str, str, dict[str, str]]]
+
+
+def item_app(seen: Seen, bump: int = 0, noisy: bool = False, delay: float = 0.0) -> Any:
+    """``/api/items/N`` -> ``{"id": N, "name": ..., "price": 10N + bump, "tags": [...]}``;
+    ``noisy`` adds a random uuid and a timestamp to every response."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        seen.append((scope["method"], scope["path"], headers))
+        if delay:
+            await asyncio.sleep(delay)
+        tail = scope["path"].rsplit("/", 1)[1]
+        n = int(tail) if tail.isdigit() else 0
+        doc: dict[str, Any] = {"id": n, "name": f"item {n}", "price": n * 10 + bump}
+        doc["tags"] = ["a", "b"]
+        if noisy:
+            doc["request_uuid"] = str(uuid.uuid4())
+            doc["generated_at"] = time.time()
+        body = json.dumps(doc).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"date", str(time.time()).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@contextmanager
+def serving(*apps: Any) -> Iterator[list[UvicornThread]]:
+    servers = [UvicornThread(app) for app in apps]
+    for s in servers:
+        s.__enter__()
+    try:
+        yield servers
+    finally:
+        for s in servers:
+            s.__exit__(None, None, None)
+
+
+def routes(tmp: Path, legacy: str, v2: str, shadow: str, split: str = "legacy: 100") -> str:
+    return config_text(
+        {"legacy": legacy, "v2": v2},
+        f"""\
+  - name: items
+    match: {{prefix: /api/items}}
+    split: {{{split}}}
+    shadow: {{backend: v2, percent: 100{shadow}}}
+""",
+        f'shadow_store: {{url: "sqlite:///{tmp}/shadow.db"}}\n',
+    )
+
+
+async def results(tmp: Path, expected: int, timeout: float = 15.0) -> list[Result]:
+    """Stored results once they account for ``expected`` samples."""
+    store = open_store(f"sqlite:///{tmp}/shadow.db")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                rows = await store.results()
+            except Exception:
+                rows = []
+            if sum(r.count for r in rows) >= expected or time.monotonic() > deadline:
+                return rows
+            await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+
+
+def gets(n: int, method: str = "GET") -> list[tuple[str, str, list[tuple[bytes, bytes]]]]:
+    return [(method, f"/api/items/{i}", []) for i in range(n)]
+
+
+def one(rows: list[Result]) -> EndpointReport:
+    [endpoint] = build(rows).endpoints
+    return endpoint
+
+
+async def test_identical_backends_match_completely(tmp_path: Path) -> None:
+    seen_legacy: Seen = []
+    seen_v2: Seen = []
+    with serving(item_app(seen_legacy), item_app(seen_v2)) as (legacy, v2):
+        with gateway(routes(tmp_path, legacy.url, v2.url, "")) as (server, proxy):
+            replies = await fire(server.port, gets(200), concurrency=8)
+            rows = await results(tmp_path, 200)
+            assert proxy.mirror is not None
+            assert proxy.mirror.comparisons.get(("items", "match")) == 200
+    assert {r.status for r in replies} == {200}
+    e = one(rows)
+    assert (e.endpoint, e.compared, e.matched, e.differing, e.fields) == (
+        "/api/items/{id}",
+        200,
+        200,
+        0,
+        [],
+    )
+    # the shadow copy: same method, path and request id, marked; never the client's view
+    assert len(seen_v2) == 200
+    assert all(h["x-strangler-shadow"] == "1" for _, _, h in seen_v2)
+    assert not any("x-strangler-shadow" in h for _, _, h in seen_legacy)
+    legacy_ids = {h["x-request-id"] for _, _, h in seen_legacy}
+    assert {h["x-request-id"] for _, _, h in seen_v2} == legacy_ids
+
+
+async def test_one_different_field_is_reported_at_its_path(tmp_path: Path) -> None:
+    with serving(item_app([]), item_app([], bump=1)) as (legacy, v2):
+        shadow = ", store_values: true"
+        with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, _):
+            await fire(server.port, gets(100), concurrency=4)
+            rows = await results(tmp_path, 100)
+    e = one(rows)
+    assert (e.compared, e.matched, e.differing) == (100, 0, 100)
+    assert [(f.path, f.kind, f.raw) for f in e.fields] == [("/price", "value", 100)]
+    example = e.fields[0].examples[0]
+    assert int(example.shadow) == int(example.primary) + 1
+
+
+async def test_noise_cancellation_suppresses_random_ids_and_timestamps(tmp_path: Path) -> None:
+    noisy = item_app([], noisy=True)
+    with serving(noisy, item_app([], noisy=True, bump=1)) as (legacy, v2):
+        # with the secondary call: uuid and timestamp disappear; the real difference stays
+        with gateway(routes(tmp_path, legacy.url, v2.url, ", noise: {secondary: true}")) as (s, _):
+            await fire(s.port, gets(100), concurrency=4)
+            rows = await results(tmp_path, 100)
+    e = one(rows)
+    assert e.noise_cancellation
+    assert [(f.path, f.raw, f.noise) for f in e.fields] == [("/price", 100, 0)]
+    assert e.suppressed == ["/generated_at", "/request_uuid"]
+
+    off = tmp_path / "off"
+    off.mkdir()
+    with serving(item_app([], noisy=True), item_app([], noisy=True)) as (legacy, v2):
+        with gateway(routes(off, legacy.url, v2.url, "")) as (s, _):
+            await fire(s.port, gets(50), concurrency=4)
+            rows = await results(off, 50)
+    e = one(rows)
+    assert not e.noise_cancellation
+    assert sorted(f.path for f in e.fields) == ["/generated_at", "/request_uuid"]
+    assert e.differing == 50
+
+
+async def timed_gets(port: int, n: int) -> tuple[list[int], list[float]]:
+    transport = PooledTransport()
+    statuses, took = [], []
+    try:
+        for i in range(n):
+            start = time.perf_counter()
+            request = UpstreamRequest(b"GET", b"/api/items/%d" % i, [(b"host", b"gw")])
+            response = await transport.send("127.0.0.1", port, request, 5, 30, 1)
+            _ = b"".join([c async for c in response.chunks()])
+            took.append(time.perf_counter() - start)
+            statuses.append(response.status)
+    finally:
+        await transport.aclose()
+    return statuses, took
+
+
+async def test_dead_or_slow_shadow_never_changes_the_primary(tmp_path: Path) -> None:
+    with serving(item_app([]), item_app([], delay=5.0)) as (legacy, slow):
+        off = config_text(
+            {"legacy": legacy.url},
+            "  - name: items\n    match: {prefix: /api/items}\n    split: {legacy: 100}\n",
+        )
+        with gateway(off) as (server, _):
+            await timed_gets(server.port, 20)  # warm-up
+            statuses, base = await timed_gets(server.port, 100)
+        assert set(statuses) == {200}
+        dead = f"http://127.0.0.1:{free_port()}"
+        for name, url in (("dead", dead), ("slow", slow.url)):
+            where = tmp_path / name
+            where.mkdir()
+            with gateway(routes(where, legacy.url, url, ", timeout: 1s")) as (server, proxy):
+                await timed_gets(server.port, 20)
+                statuses, took = await timed_gets(server.port, 100)
+                assert set(statuses) == {200}, name
+                assert max(took) < 0.5, name  # a 5 s shadow held nothing up
+                allowed = statistics.median(base) * 1.5 + 0.002
+                assert statistics.median(took) <= allowed, (name, statistics.median(took), base)
+                rows = await results(where, 120)
+            assert proxy.mirror is not None
+            e = one(rows)
+            assert e.errors + e.shed == 120 and e.compared == 0, name
+            reason = "shadow connect-failure" if name == "dead" else "shadow timeout"
+            assert reason in e.error_reasons, (name, e.error_reasons)
+
+
+async def test_full_lane_sheds_and_counts(tmp_path: Path) -> None:
+    with serving(item_app([]), item_app([], delay=0.5)) as (legacy, v2):
+        shadow = ", concurrency: 1, queue: 1"
+        with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, _):
+            replies = await fire(server.port, gets(30), concurrency=1)
+            rows = await results(tmp_path, 30)
+    assert {r.status for r in replies} == {200}
+    e = one(rows)
+    assert e.compared + e.shed == 30
+    assert e.shed >= 20 and e.compared >= 2
+
+
+async def test_never_shadows_onto_the_backend_that_served(tmp_path: Path) -> None:
+    seen_v2: Seen = []
+    with serving(item_app([]), item_app(seen_v2)) as (legacy, v2):
+        text = routes(tmp_path, legacy.url, v2.url, "", split="v2: 100")
+        with gateway(text) as (server, _):
+            await fire(server.port, gets(10), concurrency=2)
+            rows = await results(tmp_path, 10)
+    e = one(rows)
+    assert (e.skipped, e.skip_reasons, e.compared) == (10, {"same-backend": 10}, 0)
+    assert len(seen_v2) == 10  # only the primary calls
+
+
+async def test_writes_are_mirrored_only_when_allowed_and_marked(tmp_path: Path) -> None:
+    seen_legacy: Seen = []
+    seen_v2: Seen = []
+    with serving(item_app(seen_legacy), item_app(seen_v2)) as (legacy, v2):
+        shadow = ", methods: [GET, POST], allow_writes: true"
+        with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, _):
+            await fire(server.port, gets(5, "POST") + gets(5, "PUT"), concurrency=1)
+            rows = await results(tmp_path, 5)
+    assert [m for m, _, _ in seen_v2] == ["POST"] * 5  # PUT is not in methods
+    assert all(h["x-strangler-shadow"] == "1" for _, _, h in seen_v2)
+    assert len(seen_legacy) == 10
+    assert one(rows).compared == 5
+
+
+async def test_large_responses_skip_comparison(tmp_path: Path) -> None:
+    with serving(item_app([]), item_app([])) as (legacy, v2):
+        with gateway(routes(tmp_path, legacy.url, v2.url, ", max_body_bytes: 10")) as (s, _):
+            await fire(s.port, gets(10), concurrency=2)
+            rows = await results(tmp_path, 10)
+    e = one(rows)
+    assert e.skip_reasons == {"too-large": 10}
