@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-outbox clean
+.PHONY: demo test lint bench bench-outbox bench-shadow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,14 @@ bench: $(STAMP)
 	bench/setup.sh
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
 
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+bench-shadow: $(STAMP)
+	bench/setup.sh
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py

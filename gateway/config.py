@@ -109,8 +109,8 @@ class Shadow:
     ignore: tuple[str, ...] = ()
     numeric_tolerance: float = 0.0
     max_body_bytes: int = 1_048_576
-    concurrency: int = 32
-    queue: int = 256
+    concurrency: int = 16
+    queue: int = 64
     timeout: float = 5.0
     store_values: bool = False
     noise: Noise = field(default_factory=Noise)

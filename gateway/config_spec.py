@@ -165,8 +165,8 @@ SHADOW = Obj(
         "ignore": Field(ListOf(Str(description="a JSON pointer or header:NAME")), default=[]),
         "numeric_tolerance": Field(Num(minimum=0), default=0.0),
         "max_body_bytes": Field(Int(minimum=0), default=1_048_576),
-        "concurrency": Field(Int(minimum=1), default=32),
-        "queue": Field(Int(minimum=0), default=256),
+        "concurrency": Field(Int(minimum=1), default=16),
+        "queue": Field(Int(minimum=0), default=64),
         "timeout": Field(Duration(), default=5.0),
         "store_values": Field(Bool(), default=False),
         "noise": Field(

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Shadow benchmark: does mirroring to a slow backend cost the real traffic anything?
+
+    make bench-shadow                # or: .venv/bin/python bench/shadow.py
+    DURATION=5 REPS=1 make bench-shadow
+
+In one run, against one upstream (nginx, 1 worker, 1 KiB JSON), wrk at 64
+connections on ``GET /api/x``:
+
+* ``nginx-2w``: nginx reverse proxy, 2 workers (reference);
+* ``shadow-off``: ``strangler run --workers 2``, the route without a shadow block;
+* ``shadow-100``: the same route shadowing 100% of requests to a backend that
+  answers every request in 200 ms (a Python server in this script).
+
+Bar: shadow-100 rps >= 90% and p99 <= 110% of shadow-off.  Most samples are
+shed (the lane holds ``concurrency`` + ``queue`` mirrored requests); the table
+says how many were compared, errored and shed, from the gateway's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.run import (  # noqa: E402
+    BODY,
+    CONNS,
+    DURATION,
+    HOST,
+    WARMUP,
+    Entry,
+    free_port,
+    nginx_conf,
+    start,
+    stop,
+    wait_http,
+    wrk,
+)
+
+DELAY = float(os.environ.get("SHADOW_DELAY", "0.2"))
+REPS = int(os.environ.get("REPS", "5"))
+HI = max(CONNS)
+
+
+def slow_backend(port: int) -> None:
+    """Answer every request with BODY after DELAY seconds (run in its own process)."""
+    import uvicorn
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(DELAY)
+        body = BODY.encode()
+        await send(  # type: ignore[operator]
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", loop="uvloop")
+
+
+def gateway_conf(run: Path, name: str, port: int, admin: int, up: int, shadow: int) -> Path:
+    block = (
+        "    shadow: {backend: new, percent: 100, timeout: 2s}\n" if name == "shadow-100" else ""
+    )
+    conf = run / f"{name}.yaml"
+    conf.write_text(f"""\
+version: 1
+listen: {HOST}:{port}
+admin: {{listen: {HOST}:{admin}}}
+backends:
+  legacy: {{url: "http://{HOST}:{up}", legacy: true}}
+  new: {{url: "http://{HOST}:{shadow}"}}
+routes:
+  - name: api
+    match: {{prefix: /api}}
+    split: {{legacy: 100}}
+{block}shadow_store: {{url: "sqlite:///{run}/{name}-shadow.db"}}
+""")
+    return conf
+
+
+def shadow_counts(admin: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://{HOST}:{admin}/metrics").read().decode()
+    counts: dict[str, float] = {}
+    for m in re.finditer(r'strangler_shadow_comparisons_total\{[^}]*result="(\w+)"\} (\S+)', text):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + float(m.group(2))
+    return counts
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--slow-backend":
+        slow_backend(int(sys.argv[2]))
+        return 0
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing: run bench/setup.sh", file=sys.stderr)
+            return 2
+    strangler = shutil.which("strangler") or str(Path(sys.executable).parent / "strangler")
+    run = Path(tempfile.mkdtemp(prefix="strangler-shadow-bench-"))
+    up_port, slow_port = free_port(), free_port()
+    upstream = start(["nginx", "-c", str(nginx_conf(run, "upstream", 1, up_port, BODY, None))])
+    slow = start([sys.executable, __file__, "--slow-backend", str(slow_port)])
+    entries = [
+        Entry("nginx-2w", "nginx reverse proxy, 2 workers (reference)"),
+        Entry("shadow-off", "strangler run --workers 2, no shadow block"),
+        Entry(
+            "shadow-100",
+            f"strangler run --workers 2, shadow 100% to a {DELAY * 1000:.0f} ms backend",
+        ),
+    ]
+    counts: dict[str, float] = {}
+    admins: dict[str, int] = {}
+    try:
+        wait_http(f"http://{HOST}:{up_port}/api/x")
+        wait_http(f"http://{HOST}:{slow_port}/api/x")
+        for entry in entries:  # all started up front; idle while another is measured
+            entry.port = free_port()
+            if entry.name == "nginx-2w":
+                conf = nginx_conf(run, "proxy", 2, entry.port, None, up_port)
+                entry.proc = start(["nginx", "-c", str(conf)])
+            else:
+                admin = admins[entry.name] = free_port()
+                conf = gateway_conf(run, entry.name, entry.port, admin, up_port, slow_port)
+                entry.proc = start([strangler, "run", "-c", str(conf), "--workers", "2"])
+                wait_http(f"http://{HOST}:{admin}/readyz")
+            wait_http(f"http://{HOST}:{entry.port}/api/x")
+            wrk(entry.port, HI, WARMUP, None)
+            entry.results[HI] = []
+        # Interleaved (A B C A B C ...) so that drift on a shared machine hits all alike.
+        for rep in range(REPS):
+            for entry in entries:
+                print(f"{entry.name} c{HI} run {rep + 1}/{REPS}", file=sys.stderr, flush=True)
+                pid = entry.proc.pid if entry.proc else None
+                entry.results[HI].append(wrk(entry.port, HI, DURATION, pid))
+        time.sleep(1.5)  # let workers publish their last metrics snapshot
+        counts = shadow_counts(admins["shadow-100"])
+    finally:
+        for entry in entries:
+            stop(entry.proc)
+        stop(slow)
+        stop(upstream)
+        shutil.rmtree(run, ignore_errors=True)
+    report(entries, counts)
+    return 0
+
+
+def report(entries: list[Entry], counts: dict[str, float]) -> None:
+    by = {e.name: e for e in entries}
+    off, on = by["shadow-off"], by["shadow-100"]
+    print(f"\n# strangler shadow benchmark {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    print(
+        f"{os.cpu_count()} CPUs shared by wrk, upstream, shadow backend and proxy; wrk -t2 "
+        f"-c{HI}, {REPS} x {DURATION}s after {WARMUP}s warm-up, medians.\n"
+    )
+    print("| entry | rps | p50 ms | p99 ms | CPU µs/req | errors |")
+    print("|---|---|---|---|---|---|")
+    for e in entries:
+        errors = sum(r.errors for r in e.results[HI])
+        print(
+            f"| {e.name} | {e.median(HI, 'rps'):,.0f} | {e.median(HI, 'p50'):.2f} | "
+            f"{e.median(HI, 'p99'):.2f} | {e.median(HI, 'cpu_us'):.0f} | {errors} |"
+        )
+    print()
+    for e in entries:
+        print(f"- **{e.name}**: {e.what}")
+    rps = on.median(HI, "rps") / off.median(HI, "rps")
+    p99 = on.median(HI, "p99") / off.median(HI, "p99")
+    print(f"\nrps shadow-100 / shadow-off: {rps:.1%} (bar >= 90%)")
+    print(f"p99 shadow-100 / shadow-off: {p99:.1%} (bar <= 110%)")
+    total = sum(counts.values())
+    if total:
+        shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items()))
+        print(f"shadow samples over the shadow-100 runs (incl. warm-up): {shown}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
