@@ -103,14 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     from shadow import cli as shadow_cli
 
     shadow_cli.add_commands(sub, common)
-    groups: dict[str, Sequence[str]] = {
-        "istio": ("render", "import"),
-        "dlq": ("list", "replay"),
-    }
-    helps = {
-        "istio": "render routes.yaml to Istio manifests, or import a VirtualService",
-        "dlq": "inspect and replay dead-lettered events",
-    }
+    from gateway import istio_cli
+
+    istio_cli.add_commands(sub, common)
+    groups: dict[str, Sequence[str]] = {"dlq": ("list", "replay")}
+    helps = {"dlq": "inspect and replay dead-lettered events"}
     for group, actions in groups.items():
         g = sub.add_parser(group, help=helps[group])
         gsub = g.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -148,6 +148,20 @@ class Table:
                 raise Refused(400, "encoded path separator or dot segment changes the route")
         return found
 
+    def shares(self, facts: Facts) -> tuple[str, dict[str, float]] | None:
+        """The route a request takes and each backend's share of such requests (over many
+        users and draws, nothing ejected); None when no route matches."""
+        compiled = self.find(facts)
+        if compiled is None:
+            return None
+        route = compiled.route
+        if route.override_header:
+            wanted = facts.headers.get(route.override_header.lower())
+            if wanted is not None and wanted in compiled.order:
+                return route.name, {wanted: 1.0}
+        total = compiled.total
+        return route.name, {n: w / total for n, w in route.split if w > 0}
+
     def decide(
         self,
         facts: Facts,
