@@ -19,8 +19,8 @@ import yaml
 
 from gateway.config import Config, ConfigError, parse
 from gateway.istio import RenderError, render
-from gateway.yamlsource import load
 from gateway.istio_import import ImportError_, import_virtual_service
+from gateway.yamlsource import load
 
 EXIT_OK, EXIT_DIFF, EXIT_INVALID = 0, 1, 2
 KUSTOMIZE = "kustomize.config.k8s.io/v1beta1"
