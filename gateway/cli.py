@@ -1,7 +1,7 @@
 """The ``strangler`` command line: argument parsing and dispatch only.
 
-Exit codes: 0 success, 1 a check found a difference, 2 invalid input
-(configuration or arguments), 3 not implemented in this version.
+Exit codes: 0 success, 1 a check found a difference or an operation failed, 2 invalid
+input (configuration or arguments).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.config import Config, ConfigError, load_file
 
-EXIT_OK, EXIT_DIFF, EXIT_INVALID, EXIT_NOT_IMPLEMENTED = 0, 1, 2, 3
+EXIT_OK, EXIT_DIFF, EXIT_INVALID = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -66,14 +66,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(config, _config_path(args))
 
 
-def not_implemented(what: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"strangler {what}: not implemented yet", file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
-
-    return handler
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -106,14 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway import istio_cli
 
     istio_cli.add_commands(sub, common)
-    groups: dict[str, Sequence[str]] = {"dlq": ("list", "replay")}
-    helps = {"dlq": "inspect and replay dead-lettered events"}
-    for group, actions in groups.items():
-        g = sub.add_parser(group, help=helps[group])
-        gsub = g.add_subparsers(dest="action", required=True, metavar="ACTION")
-        for action in actions:
-            a = gsub.add_parser(action, parents=[common], help=f"{group} {action}")
-            a.set_defaults(handler=not_implemented(f"{group} {action}"))
+    from events import cli as events_cli
+
+    events_cli.add_commands(sub, common)
 
     p = sub.add_parser(
         "demo", parents=[common], help="run the demo: the example monolith behind the gateway"
@@ -126,9 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(args, "needs_config"):
-        # Commands that take --dsn or --store need routes.yaml only when none is given.
+        # Commands that take --dsn, --store or --bootstrap need routes.yaml only when none
+        # is given; some never do.
         config = None
-        if args.needs_config or not (getattr(args, "dsn", None) or getattr(args, "store", None)):
+        given = any(getattr(args, k, None) for k in ("dsn", "store", "bootstrap", "no_config"))
+        if args.needs_config or not given:
             config = load_or_report(args)
             if config is None:
                 return EXIT_INVALID

@@ -179,4 +179,4 @@ def add_commands(
     p.add_argument("virtualservice", metavar="VIRTUALSERVICE.yaml")
     p.add_argument("--backends-from", metavar="DESTINATIONRULES.yaml")
     p.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
-    p.set_defaults(handler=import_cmd, needs_config=False, dsn="-")
+    p.set_defaults(handler=import_cmd, needs_config=False, no_config=True)

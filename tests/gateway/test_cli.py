@@ -52,14 +52,14 @@ def test_schema_export_is_json_schema(capsys: pytest.CaptureFixture[str]) -> Non
     assert "split" in route["properties"] and "capture" in route["properties"]
 
 
-def test_unimplemented_command_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dlq", "list"]) == 3
-    assert "not implemented yet" in capsys.readouterr().err
+def test_replay_needs_an_id_or_all(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dlq", "replay", "--bootstrap", "127.0.0.1:1"]) == 2
+    assert "give --id ID (repeatable) or --all" in capsys.readouterr().err
 
 
 def test_console_script_help_lists_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("run", "validate", "istio", "outbox", "shadow", "dlq", "demo"):
+    for command in ("run", "validate", "istio", "outbox", "shadow", "dlq", "reconcile", "demo"):
         assert command in out

@@ -1,0 +1,289 @@
+"""ResilientConsumer: consume events with a consumer group, dispatch by type, retry with
+backoff, dead-letter what keeps failing, and never commit past an event that was not
+handled or dead-lettered.
+
+Per partition, events are handled one at a time in offset order; a failing event is
+retried in place (delays 1 s, 5 s, 15 s, 30 s by default, with jitter), which holds
+back the events behind it so that one aggregate's events never overtake each other.
+After the last retry the event goes to the dead-letter topic with the error, the
+attempt count and a timestamp, and the consumer moves on.  A record that is not an
+event, or a version newer than the upcasters know, is dead-lettered at once (retrying
+cannot help).  An event type with no handler is counted and either skipped or
+dead-lettered (``unknown=``).
+
+With a ``database``, each handler runs inside the idempotent inbox's transaction
+together with the stored position, and a restarted consumer resumes from that
+position: a crash re-delivers, never skips, and a re-delivered event has no second
+effect.  Offsets are also committed to the group once handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from events.database import Database, Tx
+from events.envelope import BadEvent, Event, decode
+from events.inbox import Inbox
+from events.upcast import TooNew, Upcasters
+from gateway.metrics import Registry
+
+log = logging.getLogger("strangler.consumer")
+
+DEFAULT_DELAYS = (1.0, 5.0, 15.0, 30.0)
+DEAD_LETTER_TOPIC = "events.dead-letter"
+HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+Handler = Callable[[Event, Tx | None], Awaitable[None]]
+
+
+@dataclass
+class ConsumerMetrics:
+    registry: Registry = field(default_factory=Registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        labels = ("consumer", "type")
+        self.processed = r.counter("strangler_consumer_processed_total", "Events handled.", labels)
+        self.duplicates = r.counter(
+            "strangler_consumer_duplicates_total", "Events already processed (inbox).", labels
+        )
+        self.retried = r.counter("strangler_consumer_retried_total", "Handler retries.", labels)
+        self.dead = r.counter(
+            "strangler_consumer_dead_lettered_total",
+            "Events sent to the dead-letter topic.",
+            labels,
+        )
+        self.unknown = r.counter(
+            "strangler_consumer_unknown_total", "Events with no handler.", labels
+        )
+        self.duration = r.histogram(
+            "strangler_consumer_handler_seconds", "Handler duration.", labels, HANDLER_BUCKETS
+        )
+        self.lag = r.gauge(
+            "strangler_consumer_lag",
+            "Records behind the end of the partition.",
+            ("consumer", "topic", "partition"),
+        )
+
+
+def dead_letter_record(
+    record: Any, consumer: str, error: str, attempts: int, event: Event | None
+) -> dict[str, Any]:
+    """The dead-letter record: the original record whole, and why it is here."""
+    value: bytes | None = record.value
+    return {
+        "event_id": event.id if event else f"{record.topic}:{record.partition}:{record.offset}",
+        "event_type": event.type if event else None,
+        "consumer": consumer,
+        "error": error,
+        "attempts": attempts,
+        "failed_at": time.time(),
+        "original": {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+            "value": value.decode("utf-8", "replace") if value is not None else None,
+            "headers": [[k, v.decode("utf-8", "replace")] for k, v in record.headers or ()],
+        },
+    }
+
+
+class _Seek(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, resume from the positions stored with the effects."""
+
+    def __init__(self, owner: ResilientConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.owner._resume(assigned)
+
+
+class ResilientConsumer:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str,
+        handlers: dict[str, Handler],
+        *,
+        database: Database | None = None,
+        upcasters: Upcasters | None = None,
+        delays: Sequence[float] = DEFAULT_DELAYS,
+        jitter: float = 0.1,
+        dead_letter_topic: str = DEAD_LETTER_TOPIC,
+        unknown: str = "skip",
+        metrics: ConsumerMetrics | None = None,
+        from_beginning: bool = True,
+    ) -> None:
+        if unknown not in ("skip", "dead-letter"):
+            raise ValueError(f"unknown= must be 'skip' or 'dead-letter', got {unknown!r}")
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.group = group
+        self.handlers = handlers
+        self.upcasters = upcasters or Upcasters()
+        self.delays = tuple(delays)
+        self.jitter = jitter
+        self.dead_letter_topic = dead_letter_topic
+        self.unknown = unknown
+        self.metrics = metrics or ConsumerMetrics()
+        self.inbox = Inbox(database, group) if database is not None else None
+        self.from_beginning = from_beginning
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    async def start(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.init()
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.from_beginning else "latest",
+            metadata_max_age_ms=1000,
+        )
+        self._consumer.subscribe(self.topics, listener=_Seek(self))
+        await self._consumer.start()
+
+    async def _resume(self, assigned: Any) -> None:
+        if self.inbox is None or self._consumer is None:
+            return
+        stored = await self.inbox.positions()
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; call :meth:`start` first."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=200)
+            except KafkaError as exc:
+                log.warning("fetch failed, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        return
+                    await self._one(record)
+                    await consumer.commit({tp: record.offset + 1})
+                self._lag(consumer, tp, records[-1].offset + 1)
+
+    def _lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
+        end = consumer.highwater(tp)
+        if end is not None:
+            self.metrics.lag.set((self.group, tp.topic, str(tp.partition)), max(0, end - position))
+
+    async def _one(self, record: Any) -> None:
+        position = (record.topic, record.partition, record.offset + 1)
+        try:
+            event = self.upcasters.upcast(decode(record.value))
+        except (BadEvent, TooNew) as exc:
+            original = None
+            try:
+                original = decode(record.value)
+            except BadEvent:
+                pass
+            await self._dead_letter(record, f"{type(exc).__name__}: {exc}", 0, original, position)
+            return
+        handler = self.handlers.get(event.type)
+        labels = (self.group, event.type)
+        if handler is None:
+            self.metrics.unknown.inc(labels)
+            if self.unknown == "dead-letter":
+                await self._dead_letter(record, f"no handler for {event.type}", 0, event, position)
+            elif self.inbox is not None:
+                await self.inbox.skip(position)
+            return
+        await self._handle(record, event, handler, position)
+
+    async def _handle(
+        self, record: Any, event: Event, handler: Handler, position: tuple[str, int, int]
+    ) -> None:
+        labels = (self.group, event.type)
+        attempts = 0
+        while True:
+            attempts += 1
+            start = time.perf_counter()
+            try:
+                if self.inbox is not None:
+                    ran = await self.inbox.process(event, handler, position)
+                    if not ran:
+                        self.metrics.duplicates.inc(labels)
+                else:
+                    await handler(event, None)
+                self.metrics.duration.observe(labels, time.perf_counter() - start)
+                self.metrics.processed.inc(labels)
+                return
+            except Exception as exc:  # the handler's failure, whatever it is
+                error = f"{type(exc).__name__}: {exc}"
+                if attempts > len(self.delays):
+                    log.error(
+                        "event %s dead-lettered after %d attempts: %s", event.id, attempts, error
+                    )
+                    await self._dead_letter(record, error, attempts, event, position)
+                    return
+                delay = self.delays[attempts - 1] * (1 + random.uniform(-self.jitter, self.jitter))
+                log.warning(
+                    "event %s failed (attempt %d), retrying in %.2fs: %s",
+                    event.id,
+                    attempts,
+                    delay,
+                    error,
+                )
+                self.metrics.retried.inc(labels)
+                await self.sleep(delay)
+
+    async def _dead_letter(
+        self,
+        record: Any,
+        error: str,
+        attempts: int,
+        event: Event | None,
+        position: tuple[str, int, int],
+    ) -> None:
+        assert self._producer is not None
+        body = dead_letter_record(record, self.group, error, attempts, event)
+        while True:  # the record must be in the dead-letter topic before we move past it
+            try:
+                await self._producer.send_and_wait(
+                    self.dead_letter_topic, json.dumps(body).encode(), key=record.key
+                )
+                break
+            except KafkaError as exc:
+                log.error("dead-letter publish failed, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+        self.metrics.dead.inc((self.group, event.type if event else "?"))
+        if self.inbox is not None:
+            await self.inbox.skip(position)

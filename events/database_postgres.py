@@ -1,0 +1,71 @@
+"""The consumer database on PostgreSQL (asyncpg; the only events module that imports it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from events.database import DatabaseError
+
+_MARK = re.compile(r"\?")
+
+
+def dollar(sql: str) -> str:
+    """``?`` placeholders -> ``$1, $2, ...`` (statements here carry no literal '?')."""
+    counter = iter(range(1, 10_000))
+    return _MARK.sub(lambda _: f"${next(counter)}", sql)
+
+
+class _Tx:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self.conn.execute(dollar(sql), *args)
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.conn.fetch(dollar(sql), *args)]
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(dollar(sql), rows)
+
+
+class PostgresDatabase:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def _get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise DatabaseError(f"PostgreSQL: {exc}") from exc
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        pool = await self._get()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield _Tx(conn)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"PostgreSQL: {exc}") from exc
+
+    async def script(self, sql: str) -> None:
+        pool = await self._get()
+        try:
+            await pool.execute(sql)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

@@ -1,0 +1,88 @@
+"""The consumer database on SQLite (aiosqlite; the only events module that imports it)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from events.database import DatabaseError
+
+
+def sqlite_path(url: str) -> str:
+    if not url.startswith("sqlite:///"):
+        raise DatabaseError(f"expected sqlite:///PATH, got {url!r}")
+    return url[len("sqlite:///") :] or ":memory:"
+
+
+class _Tx:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        cursor = await self.db.execute(sql, args)
+        return int(cursor.rowcount)
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        cursor = await self.db.execute(sql, args)
+        return [tuple(r) for r in await cursor.fetchall()]
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.db.executemany(sql, rows)
+
+
+class SqliteDatabase:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            try:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA busy_timeout=5000")
+            except (sqlite3.Error, OSError) as exc:
+                raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+            self._db = db
+        return self._db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        db = await self._conn()
+        async with self._lock:
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+            try:
+                yield _Tx(db)
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            try:
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite {self.path}: commit failed: {exc}") from exc
+
+    async def script(self, sql: str) -> None:
+        db = await self._conn()
+        async with self._lock:
+            try:
+                await db.executescript(sql)
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
