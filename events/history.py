@@ -11,6 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events.envelope import BadEvent, Event, decode
 
+IDLE_POLLS = 3  # empty fetches in a row that end the read when no end is known
+
 
 async def records(
     bootstrap: str, topic: str
@@ -33,13 +35,23 @@ async def records(
             return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=500)
-                for record in batch.get(tp, []):
-                    if record.offset < ends[tp]:
-                        yield tp, record.offset, record.key, record.value
+        # ListOffsets can under-report the end (some brokers give a record batch's base
+        # offset + 1), so the high watermark of each fetch response has the last word.
+        listed = await consumer.end_offsets(tps)
+        done: set[TopicPartition] = set()
+        idle = 0
+        while len(done) < len(tps) and idle < IDLE_POLLS:
+            pending = [tp for tp in tps if tp not in done]
+            batch = await consumer.getmany(*pending, timeout_ms=300, max_records=500)
+            idle = 0 if batch else idle + 1
+            for tp, found in batch.items():
+                for record in found:
+                    yield tp, record.offset, record.key, record.value
+            for tp in pending:
+                high = consumer.highwater(tp)
+                end = max(listed[tp], high or 0)
+                if high is not None and await consumer.position(tp) >= end:
+                    done.add(tp)
     finally:
         await consumer.stop()
 
