@@ -173,13 +173,17 @@ class ResilientConsumer:
                 self._consumer.seek(tp, offset)
 
     async def stop(self) -> None:
+        """Stop consuming; leaving the group is best effort (the broker may be gone)."""
         self._stopping.set()
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        for client in (consumer, producer):
+            if client is None:
+                continue
+            try:
+                await client.stop()
+            except (KafkaError, OSError) as exc:
+                log.warning("stopping the Kafka client: %s", exc)
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; call :meth:`start` first."""

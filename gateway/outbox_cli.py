@@ -13,11 +13,12 @@ from typing import Any
 from gateway.config import Config
 from gateway.kafka import KafkaSink
 from gateway.metrics import Registry, render
-from gateway.outbox import OutboxError, OutboxStore, open_store
+from gateway.outbox import OutboxError, OutboxStore, OutboxUnavailable, open_store
 from gateway.relay import Relay
 from gateway.triggers import TriggerError, TriggerSpec, install_sql, uninstall_sql
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+log = logging.getLogger("strangler.outbox")
 
 
 def _store(args: argparse.Namespace, config: Config | None) -> OutboxStore:
@@ -162,6 +163,10 @@ def relay(args: argparse.Namespace, config: Config | None) -> int:
             await _metrics_server(args.metrics_listen, registry) if args.metrics_listen else None
         )
         try:
+            try:
+                await store.init()  # the gateway may not have created the tables yet
+            except OutboxUnavailable as exc:
+                log.warning("outbox not reachable yet (the relay keeps trying): %s", exc)
             await worker.run()
         finally:
             if server is not None:

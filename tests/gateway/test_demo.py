@@ -1,5 +1,6 @@
-"""``strangler demo`` as a real process: monolith and gateway come up, traffic flows, writes are
-captured, and Ctrl-C stops every process it started."""
+"""``strangler demo`` as a real process: broker, monolith, order service, relay and gateway
+come up, writes are captured and reach the read model, shadowed reads match, and Ctrl-C
+stops every process it started."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(5)]
     config = tmp_path / "routes.yaml"
     source = (ROOT / "routes.yaml").read_text()
     config.write_text(
         source.replace("127.0.0.1:8080", f"127.0.0.1:{ports[0]}")
         .replace("127.0.0.1:9901", f"127.0.0.1:{ports[1]}")
         .replace("127.0.0.1:9001", f"127.0.0.1:{ports[2]}")
+        .replace("127.0.0.1:9002", f"127.0.0.1:{ports[3]}")
+        .replace("127.0.0.1:9092", f"127.0.0.1:{ports[4]}")
         .replace("sqlite:///./strangler-outbox.db", f"sqlite:///{tmp_path}/outbox.db")
         + "\n# spool for the test\n"
     )
@@ -39,7 +42,7 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     lines: list[str] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     assert proc.stdout is not None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -51,6 +54,9 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     output = "".join(lines) + rest
     assert "POST /api/orders -> 201" in output, output
     assert '"orders-writes": {"legacy": 6}' in output, output
+    # the events reached the new service's read model, and its answers match legacy's
+    assert "the order service's read model has caught up: 3 orders" in output, output
+    assert "matched" in output and "differing 0" in output, output
     assert proc.returncode == 0
     leftovers = subprocess.run(["pgrep", "-f", str(config)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
