@@ -2,7 +2,9 @@
 
 The ejection time grows with each repeat (base x number of ejections so far,
 capped at the maximum), as Envoy's outlier detection does, and shrinks back after
-a backend stays healthy.  Routing reads :meth:`Outliers.ejected`; the proxy
+a backend stays healthy.  ``max_ejected_percent`` bounds how many of the
+configured backends may be out at once (Envoy's ``max_ejection_percent``): past
+it, a failing backend keeps serving.  Routing reads :meth:`Outliers.ejected`; the proxy
 reports each attempt's outcome.  The clock is injected so tests need no sleeping.
 """
 
@@ -60,12 +62,22 @@ class Outliers:
         state.failures += 1
         if state.failures < settings.consecutive_failures:
             return False
+        if self._over_limit(settings.max_ejected_percent):
+            return False  # too many backends out already: this one keeps serving
         state.failures = 0
         state.times_ejected += 1
         period = min(settings.base_ejection * state.times_ejected, settings.max_ejection)
         state.until = now + period
         self._refresh()
         return True
+
+    def _over_limit(self, max_percent: int) -> bool:
+        """Whether ejecting one more backend would take more than ``max_percent`` of the
+        configured backends out of service at once."""
+        if max_percent >= 100:
+            return False
+        out = len(self.ejected()) + 1
+        return out * 100 > max_percent * max(len(self._settings), 1)
 
     def _refresh(self) -> None:
         now = self._clock()

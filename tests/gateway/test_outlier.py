@@ -47,3 +47,15 @@ def test_unknown_backends_use_defaults() -> None:
     outliers = Outliers({}, Clock())
     assert not any(outliers.failure("x") for _ in range(4))
     assert outliers.failure("x")  # the fifth consecutive failure (default)
+
+
+def test_max_ejected_percent_keeps_enough_backends_in_service() -> None:
+    clock = Clock()
+    half = Outlier(consecutive_failures=1, base_ejection=10, max_ejected_percent=50)
+    outliers = Outliers({"a": half, "b": half, "c": half, "d": half}, clock)
+    assert outliers.failure("a") and outliers.failure("b")  # 2 of 4: 50%
+    assert not outliers.failure("c")  # a third would be 75%
+    assert outliers.ejected() == frozenset({"a", "b"})
+    clock.now = 10.1  # a and b are back: c may go now
+    assert outliers.failure("c")
+    assert outliers.ejected() == frozenset({"c"})

@@ -262,3 +262,32 @@ async def test_large_responses_skip_comparison(tmp_path: Path) -> None:
             rows = await results(tmp_path, 10)
     e = one(rows)
     assert e.skip_reasons == {"too-large": 10}
+
+
+async def test_mirrored_writes_are_never_captured_into_the_outbox(tmp_path: Path) -> None:
+    from gateway.outbox import open_store as open_outbox
+
+    seen_v2: Seen = []
+    with serving(item_app([]), item_app(seen_v2)) as (legacy, v2):
+        text = config_text(
+            {"legacy": legacy.url, "v2": v2.url},
+            """\
+  - name: items
+    match: {prefix: /api/items}
+    split: {legacy: 100}
+    shadow: {backend: v2, methods: [POST], allow_writes: true}
+    capture:
+      - {method: POST, path: "/api/items/{n}", event: ItemCreated, aggregate: item,
+         id: "response:/id"}
+""",
+            f'shadow_store: {{url: "sqlite:///{tmp_path}/shadow.db"}}\n'
+            f'outbox: {{url: "sqlite:///{tmp_path}/outbox.db", spool: "{tmp_path}/spool"}}\n',
+        )
+        with gateway(text) as (server, _):
+            await fire(server.port, gets(5, "POST"), concurrency=1)
+            await results(tmp_path, 5)
+    assert len(seen_v2) == 5  # every write was mirrored ...
+    outbox = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    rows = await outbox.pending(100)
+    await outbox.close()
+    assert sorted(r.event.aggregateid for r in rows) == ["0", "1", "2", "3", "4"]  # ... once each
