@@ -1,4 +1,4 @@
-"""The consumer database on SQLite (aiosqlite; the only events module that imports it)."""
+"""The consumer database on SQLite (aiosqlite, opened by :mod:`gateway.sqlite`)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from events.database import DatabaseError
+from gateway.sqlite import connect
+from gateway.sqlite import sqlite_path as parse_url
 
 
 def sqlite_path(url: str) -> str:
-    if not url.startswith("sqlite:///"):
-        raise DatabaseError(f"expected sqlite:///PATH, got {url!r}")
-    return url[len("sqlite:///") :] or ":memory:"
+    try:
+        return parse_url(url)
+    except ValueError as exc:
+        raise DatabaseError(str(exc)) from None
 
 
 class _Tx:
@@ -46,11 +48,7 @@ class SqliteDatabase:
     async def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
             try:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA busy_timeout=5000")
+                db = await connect(self.path)
             except (sqlite3.Error, OSError) as exc:
                 raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
             self._db = db

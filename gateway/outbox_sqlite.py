@@ -1,4 +1,4 @@
-"""The embedded SQLite outbox (aiosqlite; the only module that imports it).
+"""The embedded SQLite outbox (aiosqlite, opened by :mod:`gateway.sqlite`).
 
 WAL mode lets gateway workers write while the relay reads.  SQLite has no
 advisory locks or notifications: leadership is a lease row renewed by the
@@ -13,13 +13,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from gateway.capture import Doubt, Event
 from gateway.outbox import Blocked, OutboxError, OutboxUnavailable, Row, Status
+from gateway.sqlite import connect
+from gateway.sqlite import sqlite_path as parse_url
 
 POLL_INTERVAL = 0.02
 
@@ -74,10 +75,10 @@ LIMIT ?
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
-    if not url.startswith("sqlite:///"):
-        raise OutboxError(f"expected sqlite:///PATH, got {url!r}")
-    return url[len("sqlite:///") :] or ":memory:"
+    try:
+        return parse_url(url)
+    except ValueError as exc:
+        raise OutboxError(str(exc)) from None
 
 
 @asynccontextmanager
@@ -101,13 +102,7 @@ class SqliteOutbox:
     async def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
             async with translated():
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-                await db.execute("PRAGMA busy_timeout=5000")
-                self._db = db
+                self._db = await connect(self.path, "NORMAL")
         return self._db
 
     async def _run(self, sql: str, *args: Any) -> int:

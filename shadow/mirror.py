@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.config import Backend, Route, Shadow
 from gateway.config_spec import SAFE_METHODS
@@ -248,24 +249,25 @@ class Mirror:
             finally:
                 response.close()
 
+    def _result(self, lane: Lane, sample: Sample, outcome: str, **fields: Any) -> Result:
+        return Result(
+            at=sample.at,
+            route=lane.route,
+            method=sample.method,
+            endpoint=template(sample.path),
+            outcome=outcome,
+            request_id=sample.request_id,
+            primary_backend=sample.served,
+            shadow_backend=lane.shadow.backend,
+            primary_status=sample.status,
+            primary_ms=sample.seconds * 1000,
+            **fields,
+        )
+
     def _error(self, lane: Lane, sample: Sample, reason: str, took: float | None) -> None:
         self.comparisons.inc((lane.route, "error"))
-        self._keep(
-            Result(
-                at=sample.at,
-                route=lane.route,
-                method=sample.method,
-                endpoint=template(sample.path),
-                outcome="error",
-                reason=reason,
-                request_id=sample.request_id,
-                primary_backend=sample.served,
-                shadow_backend=lane.shadow.backend,
-                primary_status=sample.status,
-                primary_ms=sample.seconds * 1000,
-                shadow_ms=None if took is None else took * 1000,
-            )
-        )
+        shadow_ms = None if took is None else took * 1000
+        self._keep(self._result(lane, sample, "error", reason=reason, shadow_ms=shadow_ms))
 
     def _compared(
         self,
@@ -280,29 +282,23 @@ class Mirror:
         noisy = None if noise is None else tuple(sorted({d.path for d in noise}))
         real = [d for d in diffs if noisy is None or d.path not in noisy]
         self.comparisons.inc((lane.route, "differ" if real else "match"))
+        stored = tuple(
+            FieldDiff(
+                d.path,
+                d.kind,
+                d.primary if keep else hashed(d.primary),
+                d.shadow if keep else hashed(d.shadow),
+            )
+            for d in diffs
+        )
         self._keep(
-            Result(
-                at=sample.at,
-                route=lane.route,
-                method=sample.method,
-                endpoint=template(sample.path),
-                outcome="compared",
-                request_id=sample.request_id,
-                primary_backend=sample.served,
-                shadow_backend=lane.shadow.backend,
-                primary_status=sample.status,
+            self._result(
+                lane,
+                sample,
+                "compared",
                 shadow_status=reply.status,
-                primary_ms=sample.seconds * 1000,
                 shadow_ms=took * 1000,
-                diffs=tuple(
-                    FieldDiff(
-                        d.path,
-                        d.kind,
-                        d.primary if keep else hashed(d.primary),
-                        d.shadow if keep else hashed(d.shadow),
-                    )
-                    for d in diffs
-                ),
+                diffs=stored,
                 noise=noisy,
                 values_kept=keep,
             )

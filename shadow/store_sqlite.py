@@ -1,4 +1,4 @@
-"""The embedded SQLite result store (aiosqlite; the only shadow module that imports it)."""
+"""The embedded SQLite result store (aiosqlite, opened by :mod:`gateway.sqlite`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiosqlite
 
+from gateway.sqlite import connect
+from gateway.sqlite import sqlite_path as parse_url
 from shadow.store import COLUMNS, Result, StoreError, from_row, to_row
 
 SCHEMA = """
@@ -38,10 +39,10 @@ CREATE INDEX IF NOT EXISTS strangler_shadow_at ON strangler_shadow (at);
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
-    if not url.startswith("sqlite:///"):
-        raise StoreError(f"expected sqlite:///PATH, got {url!r}")
-    return url[len("sqlite:///") :] or ":memory:"
+    try:
+        return parse_url(url)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 @asynccontextmanager
@@ -62,13 +63,7 @@ class SqliteResults:
     async def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
             async with translated():
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = await aiosqlite.connect(self.path, timeout=5.0, isolation_level=None)
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-                await db.execute("PRAGMA busy_timeout=5000")
-                self._db = db
+                self._db = await connect(self.path, "NORMAL")
         return self._db
 
     async def init(self) -> None:
