@@ -1,4 +1,5 @@
-"""Run the legacy monolith: ``python -m examples.legacy_monolith --port 9001 --db legacy.db``."""
+"""Run the legacy monolith: ``python -m examples.legacy_monolith --port 9001 --db legacy.db``
+(or ``--db postgresql://...``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m examples.legacy_monolith")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--db", default="./legacy.db")
+    parser.add_argument("--db", default="./legacy.db", help="a SQLite path, or a postgresql:// URL")
     args = parser.parse_args()
     try:
         uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="warning")

@@ -1,6 +1,8 @@
-"""A small legacy monolith: users and orders over a JSON API, on its own SQLite database.
+"""A small legacy monolith: users and orders over a JSON API, on its own database
+(SQLite by default, PostgreSQL when given a ``postgresql://`` URL).
 
     python -m examples.legacy_monolith --port 9001 --db ./legacy.db
+    python -m examples.legacy_monolith --port 9001 --db postgresql://user@host/legacy
 
 It is deliberately ordinary: no events, no outbox.  The gateway in front of it
 captures its writes.  Endpoints (same shape for ``users``)::
@@ -15,10 +17,10 @@ captures its writes.  Endpoints (same shape for ``users``)::
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,17 +28,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from events.database import Tx, open_database
+
 TABLES = {
     "orders": ("customer", "item", "quantity", "status"),
     "users": ("name", "email"),
 }
-SCHEMA = """
+COLUMNS = {
+    "orders": ("id", "customer", "item", "quantity", "status", "created_at", "updated_at"),
+    "users": ("id", "name", "email", "created_at", "updated_at"),
+}
+TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, customer TEXT NOT NULL, item TEXT NOT NULL,
+    id {key}, customer TEXT NOT NULL, item TEXT NOT NULL,
     quantity INTEGER NOT NULL DEFAULT 1, status TEXT NOT NULL DEFAULT 'new',
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email TEXT NOT NULL DEFAULT '',
+    id {key}, name TEXT NOT NULL, email TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 
@@ -46,25 +54,31 @@ def _now() -> str:
 
 
 class Database:
-    """One SQLite connection guarded by a lock (the app is small; writes are serial)."""
+    """The monolith's tables, on SQLite (a path or ``sqlite:///``) or PostgreSQL."""
 
-    def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(SCHEMA)
-        self.lock = threading.Lock()
+    def __init__(self, target: str) -> None:
+        url = target if "://" in target else f"sqlite:///{target}"
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self.db = open_database(url)
+        self._ready = False
+        self._lock = asyncio.Lock()
 
-    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+    async def ready(self) -> None:
+        if not self._ready:
+            async with self._lock:
+                if not self._ready:
+                    key = (
+                        "BIGSERIAL PRIMARY KEY"
+                        if self.postgres
+                        else "INTEGER PRIMARY KEY AUTOINCREMENT"
+                    )
+                    await self.db.script(TABLE_SQL.format(key=key))
+                    self._ready = True
 
-    def write(self, sql: str, *args: Any) -> int:
-        with self.lock:
-            cursor = self.conn.execute(sql, args)
-            return int(cursor.lastrowid or cursor.rowcount)
+    async def rows(self, tx: Tx, table: str, where: str = "", *args: Any) -> list[dict[str, Any]]:
+        cols = COLUMNS[table]
+        found = await tx.fetch(f"SELECT {', '.join(cols)} FROM {table} {where} ORDER BY id", *args)
+        return [dict(zip(cols, row, strict=True)) for row in found]
 
 
 def _validate(table: str, body: Any, partial: bool) -> dict[str, Any] | str:
@@ -84,54 +98,64 @@ def _validate(table: str, body: Any, partial: bool) -> dict[str, Any] | str:
     return values
 
 
-def create_app(db_path: str = "./legacy.db") -> Starlette:
-    db = Database(db_path)
-
-    def one(table: str, ident: int) -> dict[str, Any] | None:
-        rows = db.query(f"SELECT * FROM {table} WHERE id = ?", ident)
-        return rows[0] if rows else None
+def create_app(db: str = "./legacy.db") -> Starlette:
+    """The app on ``db``: a SQLite path or URL, or a PostgreSQL URL."""
+    database = Database(db)
 
     def collection(table: str) -> Any:
         async def endpoint(request: Request) -> Response:
+            await database.ready()
             if request.method == "GET":
-                return JSONResponse(db.query(f"SELECT * FROM {table} ORDER BY id"))
+                async with database.db.transaction() as tx:
+                    return JSONResponse(await database.rows(tx, table))
             values = _validate(table, await _body(request), partial=False)
             if isinstance(values, str):
                 return JSONResponse({"error": values}, status_code=422)
             now = _now()
             cols = [*values, "created_at", "updated_at"]
-            ident = db.write(
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                *values.values(),
-                now,
-                now,
-            )
-            return JSONResponse(one(table, ident), status_code=201)
+            async with database.db.transaction() as tx:
+                [(ident,)] = await tx.fetch(
+                    f"INSERT INTO {table} ({', '.join(cols)})"
+                    f" VALUES ({', '.join('?' * len(cols))}) RETURNING id",
+                    *values.values(),
+                    now,
+                    now,
+                )
+                [created] = await database.rows(tx, table, "WHERE id = ?", ident)
+            return JSONResponse(created, status_code=201)
 
         return endpoint
 
     def item(table: str) -> Any:
         async def endpoint(request: Request) -> Response:
+            await database.ready()
             ident = int(request.path_params["id"])
-            if one(table, ident) is None:
-                return JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
-            if request.method == "GET":
-                return JSONResponse(one(table, ident))
-            if request.method == "DELETE":
-                db.write(f"DELETE FROM {table} WHERE id = ?", ident)
-                return Response(status_code=204)
-            values = _validate(table, await _body(request), partial=request.method == "PATCH")
-            if isinstance(values, str):
-                return JSONResponse({"error": values}, status_code=422)
-            if values:
-                sets = ", ".join(f"{k} = ?" for k in values)
-                db.write(
-                    f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
-                    *values.values(),
-                    _now(),
-                    ident,
-                )
-            return JSONResponse(one(table, ident))
+            missing = JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
+            values: dict[str, Any] | str = {}
+            if request.method in ("PUT", "PATCH"):
+                values = _validate(table, await _body(request), partial=request.method == "PATCH")
+                if isinstance(values, str):
+                    return JSONResponse({"error": values}, status_code=422)
+            async with database.db.transaction() as tx:
+                found = await database.rows(tx, table, "WHERE id = ?", ident)
+                if not found:
+                    return missing
+                if request.method == "GET":
+                    return JSONResponse(found[0])
+                if request.method == "DELETE":
+                    await tx.execute(f"DELETE FROM {table} WHERE id = ?", ident)
+                    return Response(status_code=204)
+                assert isinstance(values, dict)
+                if values:
+                    sets = ", ".join(f"{k} = ?" for k in values)
+                    await tx.execute(
+                        f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
+                        *values.values(),
+                        _now(),
+                        ident,
+                    )
+                [updated] = await database.rows(tx, table, "WHERE id = ?", ident)
+            return JSONResponse(updated)
 
         return endpoint
 
@@ -143,8 +167,16 @@ def create_app(db_path: str = "./legacy.db") -> Starlette:
                 f"/api/{table}/{{id:int}}", item(table), methods=["GET", "PUT", "PATCH", "DELETE"]
             )
         )
-    app = Starlette(routes=routes)
-    app.state.db = db
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await database.db.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.db = database
     return app
 
 

@@ -292,7 +292,7 @@ def monolith(tmp: Path) -> Iterator[UvicornThread]:
     """The example legacy monolith on its own SQLite file, on a real socket."""
     from examples.legacy_monolith.app import create_app
 
-    with UvicornThread(create_app(str(tmp / "legacy.db"))) as server:
+    with UvicornThread(create_app(str(tmp / "legacy.db")), lifespan="on") as server:
         yield server
 
 
