@@ -125,7 +125,9 @@ class Mirror:
         shadow = route.shadow
         assert shadow is not None
         lane = self.lanes.get(route.name)
-        if lane is None or lane.shadow != shadow:
+        if lane is not None and lane.shadow is not shadow and lane.shadow == shadow:
+            lane.shadow = shadow  # a reload with the same block: keep the lane
+        if lane is None or lane.shadow is not shadow:
             lane = Lane(
                 route.name,
                 shadow,
@@ -163,8 +165,8 @@ class Mirror:
         self._count(lane.route, method, path, "skipped", reason)
 
     def _count(self, route: str, method: str, path: str, outcome: str, reason: str) -> None:
-        self.comparisons.inc((route, "shed" if outcome == "shed" else "skipped"))
-        key = (route, method, template(path), outcome, reason)
+        # The hot path of a shed sample: one dict update; metrics and endpoints at flush.
+        key = (route, method, path, outcome, reason)
         self._counts[key] = self._counts.get(key, 0) + 1
 
     def submit(self, lane: Lane, sample: Sample) -> None:
@@ -323,8 +325,13 @@ class Mirror:
         """Store what finished since the last flush (kept for later if the store is down)."""
         if self._counts:
             counts, self._counts = self._counts, {}
+            by_endpoint: dict[tuple[str, str, str, str, str], int] = {}
+            for (route, method, path, outcome, reason), n in counts.items():
+                self.comparisons.inc((route, outcome), n)
+                key = (route, method, template(path), outcome, reason)
+                by_endpoint[key] = by_endpoint.get(key, 0) + n
             now = self.wall()
-            for (route, method, endpoint, outcome, reason), n in counts.items():
+            for (route, method, endpoint, outcome, reason), n in by_endpoint.items():
                 self._keep(Result(now, route, method, endpoint, outcome, count=n, reason=reason))
         if self.store is None or not self._unstored:
             return
