@@ -3,7 +3,6 @@ to date, and ``kubectl kustomize k8s/`` when kubectl is installed."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -115,9 +114,7 @@ def test_import_writes_a_valid_routes_yaml(
 def test_kubectl_kustomize_builds_k8s() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is not installed on the CI machine")
-        pytest.skip("kubectl not installed (the README says how to check by hand)")
+        pytest.fail("kubectl (1.21 or newer) is needed to build k8s/: see README, Set-up")
     result = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True, timeout=60
     )
