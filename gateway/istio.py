@@ -35,16 +35,6 @@ from gateway.config import Backend, Config, Match, Route, ValueMatch
 
 API = "networking.istio.io/v1"
 ANNOTATION = "strangler.dev/not-in-mesh"
-RETRY_ON = {
-    "connect-failure": "connect-failure",
-    "refused-stream": "refused-stream",
-    "reset": "reset",
-    "gateway-error": "gateway-error",
-    "5xx": "5xx",
-    "502": "502",
-    "503": "503",
-    "504": "504",
-}
 
 Obj = dict[str, Any]
 
@@ -175,7 +165,7 @@ def _policies(route: Route, config: Config) -> Obj:
         retries: Obj = {"attempts": route.retries.attempts}
         if route.retries.per_try_timeout is not None:
             retries["perTryTimeout"] = duration(route.retries.per_try_timeout)
-        retries["retryOn"] = ",".join(RETRY_ON[c] for c in sorted(route.retries.on))
+        retries["retryOn"] = ",".join(sorted(route.retries.on))  # Istio's names are ours
         out["retries"] = retries
     if route.shadow is not None:
         out["mirror"] = destination(config.backends[route.shadow.backend])

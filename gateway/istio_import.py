@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config_spec import RETRY_ON
+
 Obj = dict[str, Any]
 
 SUPPORTED_HTTP = {"name", "match", "route", "timeout", "retries", "mirror", "mirrorPercentage"}
@@ -36,16 +38,6 @@ EXPLAIN = {
     "tcp": "TCP routes are not supported",
     "tls": "TLS routes are not supported",
     "mirrors": "several mirrors are not supported (one mirror is)",
-}
-RETRY_ON = {
-    "connect-failure",
-    "refused-stream",
-    "reset",
-    "gateway-error",
-    "5xx",
-    "502",
-    "503",
-    "504",
 }
 
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from shadow.compare import Difference
+
 OUTCOMES = ("compared", "error", "shed", "skipped")
 DEFAULT_URL = "sqlite:///./strangler-shadow.db"
 
@@ -25,14 +27,8 @@ class StoreError(Exception):
     """The result store failed or cannot be reached."""
 
 
-@dataclass(frozen=True, slots=True)
-class FieldDiff:
-    """A difference as stored: the values, or their hashes unless values are kept."""
-
-    path: str
-    kind: str
-    primary: str = ""
-    shadow: str = ""
+# A difference as stored: the values, or their hashes unless values are kept.
+FieldDiff = Difference
 
 
 @dataclass(frozen=True, slots=True)
