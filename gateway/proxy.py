@@ -14,13 +14,22 @@ import json
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl
 
 from gateway.capture import CompiledRule, Exchange, compile_rules, find_rule
 from gateway.config import Backend, Config
+from gateway.downstream import (
+    AsgiResponder,
+    ClientGone,
+    Receive,
+    Request,
+    Responder,
+    Scope,
+    Send,
+    request_from_scope,
+)
 from gateway.headers import Outgoing, TrustedProxies, request_headers, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.outlier import Outliers
@@ -36,11 +45,6 @@ from gateway.upstream import (
     UpstreamTimeout,
 )
 from shadow.mirror import Lane, Mirror, Sample
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
@@ -74,7 +78,12 @@ def _json_error(
 
 
 class Proxy:
-    """The gateway's ASGI application for proxied traffic."""
+    """The gateway's application for proxied traffic.
+
+    :meth:`handle` serves one request over a :class:`~gateway.downstream.Responder`
+    (the hot path, called by :mod:`gateway.protocol`); the instance is also an ASGI
+    application, for WebSocket upgrades, lifespan, and any ASGI server.
+    """
 
     def __init__(
         self,
@@ -109,7 +118,7 @@ class Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self.handle(request_from_scope(scope), AsgiResponder(receive, send))
         elif kind == "websocket":
             if self.websocket is None:
                 await send({"type": "websocket.close", "code": 1011})
@@ -129,36 +138,29 @@ class Proxy:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _refuse(self, send: Send, status: int, reason: str, metric: str) -> None:
+    async def _refuse(self, io: Responder, status: int, reason: str, metric: str) -> None:
         self.metrics.refused.inc((metric,))
-        status, headers, body = _json_error(status, reason)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await io.respond(*_json_error(status, reason))
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, request: Request, io: Responder) -> None:
+        """Serve one HTTP request."""
         gen = self.generation
-        method: str = scope["method"]
-        info = scope.get("extensions", {}).get("strangler")
-        if info is not None:
-            if info["overflow"]:
-                return await self._refuse(send, 431, "request headers too large", "headers")
-            target: bytes = info["target"]
-            if not target.startswith(b"/"):
-                return await self._refuse(
-                    send,
-                    400,
-                    "absolute-form or authority-form request target refused",
-                    "absolute-form",
-                )
+        method = request.method
+        if request.overflow:
+            return await self._refuse(io, 431, "request headers too large", "headers")
         if method == "CONNECT":
-            return await self._refuse(send, 405, "CONNECT is not supported", "connect")
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+            return await self._refuse(io, 405, "CONNECT is not supported", "connect")
+        if not request.target.startswith(b"/"):
+            return await self._refuse(
+                io, 400, "absolute-form or authority-form request target refused", "absolute-form"
+            )
+        raw_path = request.path
         table = gen.table
         wanted = table.wanted_header_bytes
         picked: dict[str, str] = {}
         cookie = content_length = None
         chunked = False
-        for name, value in scope["headers"]:
+        for name, value in request.headers:
             if name == b"content-length":
                 content_length = value
             elif name == b"transfer-encoding":
@@ -170,8 +172,8 @@ class Proxy:
         try:
             path = normalise(raw_path)
         except PathError as exc:
-            return await self._refuse(send, 400, str(exc), "path")
-        query_string: bytes = scope.get("query_string", b"")
+            return await self._refuse(io, 400, str(exc), "path")
+        query_string = request.query
         query = (
             dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
             if table.needs_query and query_string
@@ -187,9 +189,9 @@ class Proxy:
         try:
             decision = table.decide(facts, self.draw(), raw_path, self.outliers.ejected(), new_user)
         except Refused as exc:
-            return await self._refuse(send, exc.status, exc.reason, "path")
+            return await self._refuse(io, exc.status, exc.reason, "path")
         if decision is None:
-            return await self._refuse(send, 404, "no route matches", "no-route")
+            return await self._refuse(io, 404, "no route matches", "no-route")
         route = decision.route
         if decision.override_ignored:
             self.metrics.override_ignored.inc((route.name,))
@@ -202,9 +204,9 @@ class Proxy:
             try:
                 length = int(content_length)
             except ValueError:
-                return await self._refuse(send, 400, "invalid Content-Length", "framing")
+                return await self._refuse(io, 400, "invalid Content-Length", "framing")
             if length > limit:
-                return await self._refuse(send, 413, "request body too large", "body-size")
+                return await self._refuse(io, 413, "request body too large", "body-size")
         keep = gen.config.proxy.replay_buffer_bytes
         captured = None
         if route.capture and self.recorder is not None:
@@ -212,31 +214,29 @@ class Proxy:
             if captured is not None:
                 if self.recorder.rejecting():
                     return await self._refuse(
-                        send, 503, "outbox unavailable: captured writes are refused", "outbox"
+                        io, 503, "outbox unavailable: captured writes are refused", "outbox"
                     )
                 keep = max(keep, self.recorder.max_body_bytes)
         body = b""
         stream: AsyncIterator[bytes] | None = None
         try:
             if chunked or (content_length is not None and content_length != b"0"):
-                body, stream = await _read_body(
-                    receive, keep, limit, gen.config.proxy.client_timeout
-                )
+                body, stream = await _read_body(io, keep, limit, gen.config.proxy.client_timeout)
             await self._forward(
-                gen, scope, send, decision, method, path, query_string, body, stream, captured
+                gen, request, io, decision, method, path, query_string, body, stream, captured
             )
         except _BodyTooLarge:
-            await self._refuse(send, 413, "request body too large", "body-size")
+            await self._refuse(io, 413, "request body too large", "body-size")
         except _ClientTooSlow:
-            await self._refuse(send, 408, "request body not received in time", "slow-client")
-        except _ClientGone:
+            await self._refuse(io, 408, "request body not received in time", "slow-client")
+        except ClientGone:
             self.metrics.refused.inc(("client-gone",))
 
     async def _forward(
         self,
         gen: Generation,
-        scope: Scope,
-        send: Send,
+        request: Request,
+        io: Responder,
         decision: Decision,
         method: str,
         path: str,
@@ -247,14 +247,13 @@ class Proxy:
     ) -> None:
         metrics = self.metrics
         route = decision.route
-        client = scope.get("client")
-        client_ip = client[0] if client else "0.0.0.0"
+        client_ip = request.client
         backend_name = decision.backend
         backend = gen.config.backends[backend_name]
         outgoing = request_headers(
-            scope["headers"],
+            request.headers,
             client_ip,
-            scope.get("scheme", "http"),
+            request.scheme,
             client_ip in gen.trusted,
             _host_for(backend),
         )
@@ -281,7 +280,7 @@ class Proxy:
                     outgoing.headers[-1] = (b"host", _host_for(backend) or b"")
                 remaining = deadline - self.clock()
                 per_try = route.retries.per_try_timeout or remaining
-                request = UpstreamRequest(
+                upstream_request = UpstreamRequest(
                     method.encode(), target, outgoing.headers, body, stream, method == "HEAD"
                 )
                 error: UpstreamError | None = None
@@ -293,7 +292,7 @@ class Proxy:
                         response = await self.transport.send(
                             backend.host,
                             backend.port,
-                            request,
+                            upstream_request,
                             backend.connect_timeout,
                             min(per_try, remaining),
                             backend.pool_size,
@@ -353,10 +352,7 @@ class Proxy:
                 status, headers, payload = _json_error(
                     status, f"upstream {error.kind}: {error}", route=route.name, backend=served
                 )
-                await send(
-                    {"type": "http.response.start", "status": status, "headers": headers + extra}
-                )
-                await send({"type": "http.response.body", "body": payload})
+                await io.respond(status, headers + extra, payload)
             else:
                 status = response.status
                 whole = response.complete_body()
@@ -370,7 +366,7 @@ class Proxy:
                 async def record(ticket: Ticket, response_body: bytes | None) -> None:
                     exchange = self._exchange(
                         ticket,
-                        scope,
+                        request.headers,
                         route.name,
                         method,
                         path,
@@ -388,18 +384,13 @@ class Proxy:
                     # Stored before the client hears back: a client's next write comes after.
                     await record(ticket, whole)
                     ticket = None
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": response_headers(response.headers, extra),
-                    }
-                )
+                headers = response_headers(response.headers, extra)
                 copy: bytes | None = None
-                if whole is not None:  # small responses arrive with their head: one message
-                    await send({"type": "http.response.body", "body": whole})
+                if whole is not None:  # small responses arrive with their head: one write
+                    await io.respond(status, headers, whole)
                     copy = whole
                 else:
+                    await io.start(status, headers)
                     limit = self._capture_limit() if ticket is not None else -1
                     if lane is not None:
                         limit = max(limit, lane.shadow.max_body_bytes)
@@ -411,8 +402,8 @@ class Proxy:
                             kept = kept if size <= limit else None
                             if kept is not None:
                                 kept.append(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b""})
+                        await io.write(chunk)
+                    await io.end()
                     copy = b"".join(kept) if kept is not None else None
                     if ticket is not None:
                         captured_body = copy if size <= self._capture_limit() else None
@@ -501,7 +492,7 @@ class Proxy:
     def _exchange(
         self,
         ticket: Ticket,
-        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
         route: str,
         method: str,
         path: str,
@@ -515,7 +506,7 @@ class Proxy:
     ) -> Exchange | None:
         if served not in ticket.rule.rule.backends:
             return None  # served by a backend this rule does not capture
-        request = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"]}
+        request = {n.decode("latin-1"): v.decode("latin-1") for n, v in headers}
         return Exchange(
             route=route,
             method=method,
@@ -561,35 +552,27 @@ def _parse_cookies(header: str) -> dict[str, str]:
     return out
 
 
-async def _receive(receive: Receive, timeout: float) -> Message:
-    try:
-        return await asyncio.wait_for(receive(), timeout)
-    except TimeoutError:
-        raise _ClientTooSlow from None
-
-
-async def _chunks(receive: Receive, limit: int, timeout: float) -> AsyncIterator[bytes]:
+async def _chunks(io: Responder, limit: int, timeout: float) -> AsyncIterator[bytes]:
     """The request body as it arrives, enforcing the size limit and the read deadline."""
     total = 0
-    while True:
-        message = await _receive(receive, timeout)
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk: bytes = message.get("body", b"")
+    more = True
+    while more:
+        try:
+            chunk, more = await asyncio.wait_for(io.read(), timeout)
+        except TimeoutError:
+            raise _ClientTooSlow from None
         total += len(chunk)
         if total > limit:
             raise _BodyTooLarge
         yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 async def _read_body(
-    receive: Receive, keep: int, limit: int, timeout: float
+    io: Responder, keep: int, limit: int, timeout: float
 ) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """Read the body up to ``keep`` bytes; return it whole, or its start plus a stream.
     Each read must arrive within ``timeout`` (slow clients are cut off with 408)."""
-    chunks = _chunks(receive, limit, timeout)
+    chunks = _chunks(io, limit, timeout)
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
@@ -604,10 +587,6 @@ async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byt
     yield head
     async for chunk in rest:
         yield chunk
-
-
-class _ClientGone(Exception):
-    """The client went away while sending its body."""
 
 
 class _ClientTooSlow(Exception):

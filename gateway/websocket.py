@@ -15,9 +15,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from gateway.downstream import Receive, Scope, Send
 from gateway.headers import HOP_BY_HOP
 from gateway.paths import PathError, normalise
-from gateway.proxy import Generation, Receive, Scope, Send
+from gateway.proxy import Generation
 from gateway.routing import Facts, Refused
 from gateway.tasks import spawn
 

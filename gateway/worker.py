@@ -1,4 +1,5 @@
-"""One gateway worker process: uvicorn serving the proxy on an inherited socket.
+"""One gateway worker process: uvicorn serving the proxy (gateway.protocol) on an inherited
+socket.
 
 Started by :mod:`gateway.server` as ``python -m gateway.worker``.  It reloads
 routes.yaml on SIGHUP (keeping its configuration if the file is invalid) and
@@ -136,7 +137,9 @@ class Worker:
         server = uvicorn.Server(
             uvicorn.Config(
                 self.proxy,
-                http=protocol_class(proxy.max_header_bytes, proxy.client_timeout),
+                http=protocol_class(
+                    self.proxy.handle, proxy.max_header_bytes, proxy.client_timeout
+                ),
                 ws="websockets-sansio",
                 loop="uvloop",
                 lifespan="on",

@@ -144,7 +144,9 @@ def gateway(text: str) -> Iterator[tuple[UvicornThread, Proxy]]:
     proxy = build_proxy(config)
     server = UvicornThread(
         proxy,
-        http=protocol_class(config.proxy.max_header_bytes, config.proxy.client_timeout),
+        http=protocol_class(
+            proxy.handle, config.proxy.max_header_bytes, config.proxy.client_timeout
+        ),
         ws="websockets-sansio",
         proxy_headers=False,
         lifespan="on",

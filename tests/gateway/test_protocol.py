@@ -1,15 +1,19 @@
-"""The gateway's uvicorn protocol: refusals the ASGI scope cannot express, and coalesced
-writes."""
+"""The gateway's HTTP/1.1 protocol: requests served below ASGI (keep-alive, pipelining,
+framing, 100-continue, handler failures), and refusals the ASGI scope cannot express."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from gateway.protocol import CoalescingTransport
+from gateway.downstream import Request, Responder
+from gateway.protocol import protocol_class
 from tests.gateway.support import backends, config_text, gateway, raw_request
+from tests.harness import UvicornThread
 
 
 @pytest.mark.parametrize(
@@ -37,34 +41,90 @@ async def test_malformed_and_hostile_requests(request_bytes: bytes, status: byte
     assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
+async def _echo(request: Request, io: Responder) -> None:
+    """A handler that answers in the ways the proxy does, chosen by path."""
+    body = b""
+    if request.method == "POST":
+        more = True
+        while more:
+            chunk, more = await io.read()
+            body += chunk
+    if request.path == b"/stream":
+        await io.start(200, [(b"x-kind", b"stream")])
+        for piece in (b"ab", b"", b"cd"):
+            await io.write(piece)
+        await io.end()
+    elif request.path == b"/boom":
+        raise RuntimeError("handler failed")
+    else:
+        text = b"%b %b %b %b" % (request.method.encode(), request.path, request.query, body)
+        await io.respond(200, [(b"x-client", request.client.encode())], text)
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
 
-    def close(self) -> None:
-        self.closed = True
+@contextmanager
+def served(handler: Any = _echo) -> Iterator[UvicornThread]:
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:  # WebSocket/lifespan only
+        raise AssertionError("plain HTTP must not reach the ASGI app")
 
-    def get_extra_info(self, name: str) -> Any:
-        return name
+    with UvicornThread(asgi, http=protocol_class(handler, 65536)) as server:
+        yield server
 
 
-async def test_writes_in_one_iteration_leave_as_one() -> None:
-    raw = Recorder()
-    t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
-    t.write(b"head")
-    t.write(b"body")
-    assert raw.writes == []
-    await asyncio.sleep(0)
-    assert raw.writes == [b"headbody"]
-    t.write(b"x")
-    t.flush()
-    t.close()
-    assert raw.writes == [b"headbody", b"x"] and raw.closed
-    assert t.get_extra_info("peername") == "peername"
+async def _exchange(port: int, data: bytes, until: bytes, count: int = 1) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    got = b""
+    try:
+        while got.count(until) < count:
+            piece = await asyncio.wait_for(reader.read(65536), 5)
+            if not piece:
+                break
+            got += piece
+    finally:
+        writer.close()
+    return got
+
+
+async def test_keep_alive_pipelining_and_framing_below_asgi() -> None:
+    with served() as server:
+        # two pipelined requests on one connection, answered in order, framed by length
+        got = await _exchange(
+            server.port,
+            b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz",
+            b"HTTP/1.1 200",
+            2,
+        )
+        first, second = got.split(b"HTTP/1.1 200 OK\r\n")[1:]
+        assert b"content-length: 11\r\n" in first and first.endswith(b"\r\n\r\nGET /a x=1 ")
+        assert b"x-client: 127.0.0.1" in first and b"connection: close" not in first
+        assert second.endswith(b"POST /b  xyz")
+        # a streamed body without a length is chunked; empty writes send nothing
+        got = await _exchange(server.port, b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\n", b"0\r\n\r\n")
+        assert got.endswith(b"transfer-encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n")
+        # HEAD: the head only; HTTP/1.0: the connection closes after the answer
+        got = await _exchange(server.port, b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n", b"\r\n\r\n")
+        assert got.endswith(b"\r\n\r\n") and b"HEAD" not in got
+        got = await _exchange(server.port, b"GET /old HTTP/1.0\r\n\r\n", b"never")
+        assert b"connection: close\r\n" in got and got.endswith(b"GET /old  ")
+
+
+async def test_expect_continue_and_a_failing_handler() -> None:
+    with served() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+        )
+        writer.write(b"ok")
+        answer = await asyncio.wait_for(reader.readuntil(b"POST /up  ok"), 5)
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        writer.close()
+        got = await _exchange(server.port, b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", b"never")
+        assert got.startswith(b"HTTP/1.1 500 ") and got.endswith(b'internal gateway error"}')
 
 
 async def test_a_client_trickling_its_head_is_cut_off() -> None:
