@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Proxy benchmark: the gateway side by side with nginx, in one run, against one upstream.
 
-    make bench                       # everything (about 5 minutes)
+    make bench                       # everything (about 12 minutes)
     DURATION=5 REPS=1 make bench     # quicker, noisier
     ONLY=direct,nginx-2w,strangler-2w make bench
 
@@ -11,10 +11,12 @@ workers, keep-alive upstream pool), ``strangler-1w`` and ``strangler-2w``
 (``strangler run --workers N`` with a method/prefix routing rule ahead, the
 request taking a sticky weighted route keyed by a header, metrics on).
 
-For each entry and each connection count (64, then 4): a warm-up, then REPS runs of
-``wrk -t2 -dDURATION --latency``; the table shows medians.  CPU per request is the
-entry's process-tree CPU time (from /proc) divided by requests served.  "added p50"
-is the entry's p50 at 4 connections minus direct's.  Results are also written to
+All entries run side by side.  For each connection count (64, then 4): a warm-up of
+each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in turn
+(interleaved, so that drift on a shared machine hits all of them alike); the table
+shows medians.  CPU per request is the entry's process-tree CPU time (from /proc)
+divided by requests served.  "added p50" is the entry's p50 at 4 connections minus
+direct's.  Results are also written to
 bench/results/<timestamp>.json.
 """
 
@@ -39,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HOST = "127.0.0.1"
 DURATION = int(os.environ.get("DURATION", "10"))
-REPS = int(os.environ.get("REPS", "3"))
+REPS = int(os.environ.get("REPS", "5"))
 WARMUP = int(os.environ.get("WARMUP", "3"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,4").split(",")]
 ONLY = [e for e in os.environ.get("ONLY", "").split(",") if e]
@@ -249,12 +251,19 @@ def main() -> int:
                 entry.proc = start([strangler, "run", "-c", str(conf), "--workers", workers])
                 wait_http(f"http://{HOST}:{admin}/readyz")
             wait_http(f"http://{HOST}:{entry.port}/api/x")
-            pid = entry.proc.pid if entry.proc else None
-            for conns in CONNS:
-                print(f"{entry.name} c{conns} ...", file=sys.stderr, flush=True)
+        # Interleaved (A B C A B C ...): drift on a shared machine hits every entry alike.
+        for conns in CONNS:
+            for entry in entries:
+                print(f"{entry.name} c{conns} warm-up", file=sys.stderr, flush=True)
                 wrk(entry.port, conns, WARMUP, None)
-                entry.results[conns] = [wrk(entry.port, conns, DURATION, pid) for _ in range(REPS)]
-            stop(entry.proc)
+                entry.results[conns] = []
+            for rep in range(REPS):
+                for entry in entries:
+                    print(
+                        f"{entry.name} c{conns} run {rep + 1}/{REPS}", file=sys.stderr, flush=True
+                    )
+                    pid = entry.proc.pid if entry.proc else None
+                    entry.results[conns].append(wrk(entry.port, conns, DURATION, pid))
     finally:
         for entry in entries:
             stop(entry.proc)
@@ -272,7 +281,7 @@ def report(entries: list[Entry]) -> None:
     print(f"\n# strangler proxy benchmark {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     print(
         f"{os.cpu_count()} CPUs shared by wrk, upstream and proxy; wrk -t2, {REPS} x {DURATION}s "
-        f"after {WARMUP}s warm-up, medians. Upstream: nginx 1 worker, 1 KiB JSON.\n"
+        f"after {WARMUP}s warm-up, interleaved, medians. Upstream: nginx 1 worker, 1 KiB JSON.\n"
     )
     print(
         f"| entry | rps c{hi} | vs nginx-2w | p50 ms c{hi} | p99 ms c{hi} | CPU µs/req c{hi} "

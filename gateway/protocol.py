@@ -3,7 +3,8 @@ below ASGI.
 
 uvicorn keeps what it does well: accepting connections, keep-alive and its timer,
 pipelining, flow control, graceful shutdown, lifespan, and the WebSocket handshake
-(upgrades still reach the proxy as ASGI).  A plain HTTP request, though, skips the
+(upgrades still reach the proxy as ASGI); keep-alive and head deadlines are checked
+by one sweep a second instead of a timer per request.  A plain HTTP request, though, skips the
 ASGI layer: its head becomes a :class:`~gateway.downstream.Request` straight from
 the parser, and :class:`NativeCycle` answers it by writing HTTP/1.1 to the transport
 (one ``write`` for a whole response).  Measured on the benchmark, this takes about a
@@ -216,12 +217,27 @@ class GatewayProtocol(HttpToolsProtocol):
     max_header_bytes = 65536
     head_timeout = 60.0  # the whole request head must arrive within this (slow clients)
     _head_started = 0.0  # loop time of a request head's first byte; 0 when none is pending
+    _idle_since = 0.0  # loop time the connection last fell idle; 0 while a request is open
     _peer = "0.0.0.0"
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._peer = self.client[0] if self.client else "0.0.0.0"
+        self._idle_since = self.loop.time()
         _watch(self)
+
+    def on_response_complete(self) -> None:
+        # uvicorn arms a keep-alive timer per response; the sweep below checks idle
+        # connections once a second instead, which costs nothing per request.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since = self.loop.time()
 
     def on_message_begin(self) -> None:
         # No ASGI scope is built here: plain requests never need one (see below).
@@ -234,6 +250,7 @@ class GatewayProtocol(HttpToolsProtocol):
         # head would never be cut off: the head as a whole gets a deadline, checked by one
         # sweep a second rather than a timer per request.
         self._head_started = self.loop.time()
+        self._idle_since = 0.0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -295,12 +312,14 @@ def _watch(protocol: GatewayProtocol) -> None:
 
 
 def _sweep(loop: asyncio.AbstractEventLoop) -> None:
-    """Close connections whose request head is overdue."""
+    """Close connections whose request head is overdue, or idle past keep-alive."""
     now = loop.time()
     for protocol in list(_watched):
         if protocol.transport is None or protocol.transport.is_closing():
             _watched.discard(protocol)
-        elif protocol._head_started and now - protocol._head_started > protocol.head_timeout:
+        elif (protocol._head_started and now - protocol._head_started > protocol.head_timeout) or (
+            protocol._idle_since and now - protocol._idle_since > protocol.timeout_keep_alive
+        ):
             protocol.transport.close()
             _watched.discard(protocol)
     if loop.is_closed():

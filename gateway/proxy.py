@@ -356,33 +356,16 @@ class Proxy:
             else:
                 status = response.status
                 whole = response.complete_body()
-                upstream = response
                 lane = (
                     self.mirror.lane(route, method, path, served, stream is None)
                     if route.shadow is not None and self.mirror is not None
                     else None
                 )
-
-                async def record(ticket: Ticket, response_body: bytes | None) -> None:
-                    exchange = self._exchange(
-                        ticket,
-                        request.headers,
-                        route.name,
-                        method,
-                        path,
-                        served,
-                        upstream.status,
-                        outgoing.request_id,
-                        body,
-                        stream,
-                        upstream.headers,
-                        response_body,
-                    )
-                    await self._record(ticket, exchange)
-
                 if ticket is not None and whole is not None:
                     # Stored before the client hears back: a client's next write comes after.
-                    await record(ticket, whole)
+                    await self._record_exchange(
+                        ticket, request, route.name, served, outgoing, body, stream, response, whole
+                    )
                     ticket = None
                 headers = response_headers(response.headers, extra)
                 copy: bytes | None = None
@@ -407,7 +390,17 @@ class Proxy:
                     copy = b"".join(kept) if kept is not None else None
                     if ticket is not None:
                         captured_body = copy if size <= self._capture_limit() else None
-                        await record(ticket, captured_body)
+                        await self._record_exchange(
+                            ticket,
+                            request,
+                            route.name,
+                            served,
+                            outgoing,
+                            body,
+                            stream,
+                            response,
+                            captured_body,
+                        )
                         ticket = None
                 if lane is not None:
                     self._mirror(
@@ -488,6 +481,34 @@ class Proxy:
     async def _record(self, ticket: Ticket, exchange: Exchange | None, reason: str = "") -> None:
         assert self.recorder is not None
         await self.recorder.finish(ticket, exchange, reason)
+
+    async def _record_exchange(
+        self,
+        ticket: Ticket,
+        request: Request,
+        route: str,
+        served: str,
+        outgoing: Outgoing,
+        body: bytes,
+        stream: AsyncIterator[bytes] | None,
+        response: UpstreamResponse,
+        response_body: bytes | None,
+    ) -> None:
+        exchange = self._exchange(
+            ticket,
+            request.headers,
+            route,
+            request.method,
+            ticket.path,
+            served,
+            response.status,
+            outgoing.request_id,
+            body,
+            stream,
+            response.headers,
+            response_body,
+        )
+        await self._record(ticket, exchange)
 
     def _exchange(
         self,

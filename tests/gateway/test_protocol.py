@@ -62,11 +62,11 @@ async def _echo(request: Request, io: Responder) -> None:
 
 
 @contextmanager
-def served(handler: Any = _echo) -> Iterator[UvicornThread]:
+def served(handler: Any = _echo, **options: Any) -> Iterator[UvicornThread]:
     async def asgi(scope: Any, receive: Any, send: Any) -> None:  # WebSocket/lifespan only
         raise AssertionError("plain HTTP must not reach the ASGI app")
 
-    with UvicornThread(asgi, http=protocol_class(handler, 65536)) as server:
+    with UvicornThread(asgi, http=protocol_class(handler, 65536), **options) as server:
         yield server
 
 
@@ -125,6 +125,24 @@ async def test_expect_continue_and_a_failing_handler() -> None:
         writer.close()
         got = await _exchange(server.port, b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n", b"never")
         assert got.startswith(b"HTTP/1.1 500 ") and got.endswith(b'internal gateway error"}')
+
+
+async def test_idle_connections_are_closed_after_keep_alive() -> None:
+    with served(timeout_keep_alive=1) as server:
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"GET /one  "), 5)).startswith(
+            b"HTTP/1.1 200"
+        )
+        idle = loop.time()
+        assert await asyncio.wait_for(reader.read(1), 5) == b""  # closed by the server
+        assert 1 <= loop.time() - idle < 3
+        writer.close()
+        # a connection that never sends a request is closed too
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(1), 5) == b""
+        writer.close()
 
 
 async def test_a_client_trickling_its_head_is_cut_off() -> None:
