@@ -1,5 +1,7 @@
-"""The proxy: a raw ASGI callable that routes, forwards and streams.
+"""The proxy: routes, forwards and streams one request.
 
+It answers through :class:`~gateway.downstream.Responder`, so the same code is served
+below ASGI by :mod:`gateway.protocol` (the hot path) and as an ASGI app.
 It does I/O only.  :mod:`gateway.routing` decides the route and backend,
 :mod:`gateway.headers` rewrites headers, :mod:`gateway.upstream` carries the
 exchange, and :mod:`gateway.retry` says whether a failed attempt is tried again.
