@@ -3,6 +3,8 @@ ASGI app (any ASGI server) through AsgiResponder, over real sockets."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from gateway.config import parse
@@ -13,7 +15,7 @@ from tests.harness import UvicornThread
 
 
 def test_request_from_scope() -> None:
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "method": "GET",
         "path": "/a b",
