@@ -37,6 +37,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from gateway.downstream import ClientGone, Headers, Request, Responder
+from gateway.upstream import UpstreamError
 
 log = logging.getLogger("strangler.protocol")
 Handler = Callable[[Request, Responder], Awaitable[None]]
@@ -106,7 +107,16 @@ class NativeCycle(RequestResponseCycle):
         try:
             await handler(self.request, self)
         except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError | ClientGone):
+            if isinstance(exc, UpstreamError):
+                # The backend failed after the response had started: all the client can
+                # be told is that the connection ends early.
+                log.warning(
+                    "%s %r: backend failed mid-response: %s",
+                    self.request.method,
+                    self.request.target,
+                    exc,
+                )
+            elif not isinstance(exc, asyncio.CancelledError | ClientGone):
                 log.error(
                     "error serving %s %r", self.request.method, self.request.target, exc_info=exc
                 )

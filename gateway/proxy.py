@@ -381,13 +381,18 @@ class Proxy:
                         limit = max(limit, lane.shadow.max_body_bytes)
                     kept: list[bytes] | None = [] if limit >= 0 else None
                     size = 0
-                    async for chunk in response.chunks():
-                        if kept is not None:
-                            size += len(chunk)
-                            kept = kept if size <= limit else None
+                    try:
+                        async for chunk in response.chunks():
                             if kept is not None:
-                                kept.append(chunk)
-                        await io.write(chunk)
+                                size += len(chunk)
+                                kept = kept if size <= limit else None
+                                if kept is not None:
+                                    kept.append(chunk)
+                            await io.write(chunk)
+                    except UpstreamError as exc:
+                        # Too late for an error page: the server cuts the client off.
+                        metrics.upstream_errors.inc((served, exc.kind))
+                        raise
                     await io.end()
                     copy = b"".join(kept) if kept is not None else None
                     if ticket is not None:

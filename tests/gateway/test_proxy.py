@@ -3,12 +3,14 @@ own protocol, and clients on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections import Counter
 from textwrap import dedent
 
 import httpx
+import pytest
 
 from gateway.config import parse
 from gateway.proxy import Generation
@@ -163,6 +165,27 @@ async def test_errors_name_route_and_backend() -> None:
     errors = proxy.metrics.upstream_errors
     assert errors.get(("dead", "connect-failure")) == 2 * 3  # 1 try + 2 default retries each
     assert errors.get(("legacy", "timeout")) == 1
+
+
+async def test_a_backend_failing_mid_response_cuts_the_client_off() -> None:
+    async def truncating(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # 10 of the 100,000 bytes announced, then gone
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"x" * 10)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(truncating, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    text = config_text(
+        {"legacy": f"http://127.0.0.1:{port}"}, "  - {name: all, split: {legacy: 1}}"
+    )
+    async with server:
+        with gateway(text) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                for _ in range(2):  # and the gateway keeps serving
+                    with pytest.raises(httpx.RemoteProtocolError):
+                        await client.get("/big")
+            assert proxy.metrics.upstream_errors.get(("legacy", "protocol")) == 2
 
 
 async def test_503_is_retried_when_configured() -> None:
