@@ -273,7 +273,10 @@ class GatewayProtocol(HttpToolsProtocol):
         if self._head_bytes > self.max_header_bytes:
             self._overflow = True  # stop storing: the request is answered with 431
             return
-        super().on_header(name, value)
+        name = name.lower()  # as uvicorn's own on_header does
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._head_started = 0.0
@@ -285,9 +288,7 @@ class GatewayProtocol(HttpToolsProtocol):
             self.scope = cast(Any, {"method": method, "headers": self.headers})
             return
         url = self.url
-        path, _, query = url.partition(b"?")
-        if b"#" in query:
-            query = query.partition(b"#")[0]
+        path, _, query = (url.partition(b"#")[0] if b"#" in url else url).partition(b"?")
         request = Request(method, url, path, query, self.headers, self._peer, self.scheme or "http")
         request.overflow = self._overflow
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()

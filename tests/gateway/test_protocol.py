@@ -106,6 +106,8 @@ async def test_keep_alive_pipelining_and_framing_below_asgi() -> None:
         # HEAD: the head only; HTTP/1.0: the connection closes after the answer
         got = await _exchange(server.port, b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n", b"\r\n\r\n")
         assert got.endswith(b"\r\n\r\n") and b"HEAD" not in got
+        got = await _exchange(server.port, b"GET /f?q=1#frag HTTP/1.1\r\nHost: h\r\n\r\n", b"q=1 ")
+        assert got.endswith(b"GET /f q=1 ")  # a fragment is not part of the query
         got = await _exchange(server.port, b"GET /old HTTP/1.0\r\n\r\n", b"never")
         assert b"connection: close\r\n" in got and got.endswith(b"GET /old  ")
 
