@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-outbox bench-shadow clean
+.PHONY: demo test lint bench bench-outbox bench-shadow bench-profile clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ clean:
 bench-shadow: $(STAMP)
 	bench/setup.sh
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
+
+bench-profile: $(STAMP)
+	bench/setup.sh
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/profile.py
