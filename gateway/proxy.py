@@ -62,6 +62,8 @@ class Generation:
     route_header: bytes = field(init=False)
     backend_header: bytes = field(init=False)
     capture_rules: dict[str, tuple[CompiledRule, ...]] = field(init=False)
+    #: the Host header sent to each backend that rewrites it (``host_header: backend``)
+    host_for: dict[str, bytes | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = Table(self.config)
@@ -69,6 +71,7 @@ class Generation:
         self.route_header = self.config.proxy.route_header.lower().encode()
         self.backend_header = self.config.proxy.backend_header.lower().encode()
         self.capture_rules = {r.name: compile_rules(r.capture) for r in self.config.routes}
+        self.host_for = {n: _host_for(b) for n, b in self.config.backends.items()}
 
 
 def _json_error(
@@ -257,7 +260,7 @@ class Proxy:
             client_ip,
             request.scheme,
             client_ip in gen.trusted,
-            _host_for(backend),
+            gen.host_for[backend_name],
         )
         target = (backend.base_path + path).encode("latin-1")
         if query_string:
@@ -278,8 +281,9 @@ class Proxy:
         try:
             while True:
                 backend = gen.config.backends[attempt.backend]
-                if backend.host_header == "backend":
-                    outgoing.headers[-1] = (b"host", _host_for(backend) or b"")
+                if attempt.backend != backend_name:  # a fallback: its own Host rule
+                    host = gen.host_for[attempt.backend] or outgoing.host or b"localhost"
+                    outgoing.headers[-1] = (b"host", host)
                 remaining = deadline - self.clock()
                 per_try = route.retries.per_try_timeout or remaining
                 upstream_request = UpstreamRequest(

@@ -188,6 +188,30 @@ async def test_a_backend_failing_mid_response_cuts_the_client_off() -> None:
             assert proxy.metrics.upstream_errors.get(("legacy", "protocol")) == 2
 
 
+async def test_host_is_kept_or_rewritten_per_backend_also_on_fallback() -> None:
+    dead = free_dead_port()
+    with backends("legacy", "new") as b:
+        text = dedent(f"""\
+            version: 1
+            backends:
+              legacy: {{url: "{b["legacy"].url}", legacy: true}}
+              new: {{url: "{b["new"].url}", host_header: backend}}
+              gone: {{url: "http://127.0.0.1:{dead}", host_header: backend}}
+            routes:
+              - {{name: new, match: {{prefix: /new}}, split: {{new: 1}}}}
+              - {{name: moving, split: {{gone: 1}}, fallback: legacy}}
+            """)
+        with gateway(text) as (gw, _):
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                headers = {"host": "shop.example"}
+                rewritten = (await client.get("/new/x", headers=headers)).json()
+                fell_back = await client.get("/other", headers=headers)
+    host = dict(rewritten["headers"])["host"]
+    assert host == b["new"].url.removeprefix("http://")
+    assert fell_back.status_code == 200 and fell_back.headers["x-strangler-backend"] == "legacy"
+    assert dict(fell_back.json()["headers"])["host"] == "shop.example"
+
+
 async def test_503_is_retried_when_configured() -> None:
     with backends("legacy") as b:
         routes = dedent("""\
