@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -117,6 +118,10 @@ class Worker:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.metrics.registry.write(self.metrics_dir)
         self._flusher = spawn(self._flush(), name="metrics-snapshot")
+        # What exists now (modules, configuration) lives as long as the worker: keep it out
+        # of the collector's full passes, which otherwise pause every request in flight.
+        gc.collect()
+        gc.freeze()
 
     async def _flush(self) -> None:
         parent = os.getppid()
