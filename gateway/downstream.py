@@ -61,20 +61,20 @@ class Responder(Protocol):
 
 
 def request_from_scope(scope: Scope) -> Request:
-    """A :class:`Request` for an ASGI HTTP scope."""
+    """A :class:`Request` for an ASGI HTTP scope.  An ASGI server has already parsed the
+    target down to a path, so the absolute-form and head-size refusals are the native
+    path's alone (:mod:`gateway.protocol`)."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
-    info = scope.get("extensions", {}).get("strangler", {})
     client = scope.get("client")
     return Request(
         method=scope["method"],
-        target=info.get("target") or (raw_path + b"?" + query if query else raw_path),
+        target=raw_path + b"?" + query if query else raw_path,
         path=raw_path,
         query=query,
         headers=scope["headers"],
         client=client[0] if client else "0.0.0.0",
         scheme=scope.get("scheme", "http"),
-        overflow=info.get("overflow", False),
     )
 
 

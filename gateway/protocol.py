@@ -151,12 +151,10 @@ class NativeCycle(RequestResponseCycle):
         return chunk, self.more_body
 
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:
-        if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
-        if self.disconnected:
+        if not await self._writable():
             return
-        head, framed = self._head(status, headers)
-        if not framed and not self.head_only and status not in _NO_BODY_STATUS:
+        head, unframed = self._head(status, headers)
+        if unframed:
             head.append(b"content-length: %d\r\n" % len(body))
         head.append(b"\r\n")
         if not self.head_only:
@@ -165,21 +163,17 @@ class NativeCycle(RequestResponseCycle):
         self._complete()
 
     async def start(self, status: int, headers: Headers) -> None:
-        if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
-        if self.disconnected:
+        if not await self._writable():
             return
-        head, framed = self._head(status, headers)
-        if not framed and not self.head_only and status not in _NO_BODY_STATUS:
+        head, unframed = self._head(status, headers)
+        if unframed:
             self.chunked_encoding = True
             head.append(b"transfer-encoding: chunked\r\n")
         head.append(b"\r\n")
         self.transport.write(b"".join(head))
 
     async def write(self, chunk: bytes) -> None:
-        if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()
-        if self.disconnected:
+        if not await self._writable():
             raise ClientGone
         if self.head_only or not chunk:
             return
@@ -196,19 +190,27 @@ class NativeCycle(RequestResponseCycle):
         self._complete()
 
     # -------------------------------------------------------------------
+    async def _writable(self) -> bool:
+        """Wait while the client's socket buffer is full; False once the client left."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        return not self.disconnected
+
     def _head(self, status: int, headers: Headers) -> tuple[list[bytes], bool]:
+        """The response head so far, and whether its body still needs framing (it has
+        one, and no Content-Length says how long)."""
         self.response_started = True
         self.waiting_for_100_continue = False
         line = STATUS_LINE.get(status) or b"HTTP/1.1 %d \r\n" % status
         parts = [line]
-        framed = False
+        framed = self.head_only or status in _NO_BODY_STATUS
         for name, value in headers:
             if name == b"content-length":
                 framed = True
             parts += (name, b": ", value, b"\r\n")
         if not self.keep_alive:
             parts.append(b"connection: close\r\n")
-        return parts, framed
+        return parts, not framed
 
     def _complete(self) -> None:
         self.response_complete = True

@@ -49,7 +49,6 @@ from gateway.upstream import (
 from shadow.mirror import Lane, Mirror, Sample
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 
 
 @dataclass
@@ -505,55 +504,27 @@ class Proxy:
         response: UpstreamResponse,
         response_body: bytes | None,
     ) -> None:
-        exchange = self._exchange(
-            ticket,
-            request.headers,
-            route,
-            request.method,
-            ticket.path,
-            served,
-            response.status,
-            outgoing.request_id,
-            body,
-            stream,
-            response.headers,
-            response_body,
-        )
+        """Finish a captured write with what was exchanged (None when the backend that
+        served it is not one the capture rule covers)."""
+        exchange = None
+        if served in ticket.rule.rule.backends:
+            headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in request.headers}
+            exchange = Exchange(
+                route=route,
+                method=request.method,
+                path=ticket.path,
+                backend=served,
+                status=response.status,
+                request_id=outgoing.request_id.decode("latin-1"),
+                request_headers=headers,
+                request_body=body if stream is None else None,
+                response_headers={
+                    n.decode("latin-1"): v.decode("latin-1") for n, v in response.headers
+                },
+                response_body=response_body,
+                traceparent=headers.get("traceparent"),
+            )
         await self._record(ticket, exchange)
-
-    def _exchange(
-        self,
-        ticket: Ticket,
-        headers: list[tuple[bytes, bytes]],
-        route: str,
-        method: str,
-        path: str,
-        served: str,
-        status: int,
-        request_id: bytes,
-        body: bytes,
-        stream: AsyncIterator[bytes] | None,
-        response_headers: list[tuple[bytes, bytes]],
-        response_body: bytes | None,
-    ) -> Exchange | None:
-        if served not in ticket.rule.rule.backends:
-            return None  # served by a backend this rule does not capture
-        request = {n.decode("latin-1"): v.decode("latin-1") for n, v in headers}
-        return Exchange(
-            route=route,
-            method=method,
-            path=path,
-            backend=served,
-            status=status,
-            request_id=request_id.decode("latin-1"),
-            request_headers=request,
-            request_body=body if stream is None else None,
-            response_headers={
-                n.decode("latin-1"): v.decode("latin-1") for n, v in response_headers
-            },
-            response_body=response_body,
-            traceparent=request.get("traceparent"),
-        )
 
     def _failed(self, backend: str) -> None:
         if self.outliers.failure(backend):
