@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -11,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from events.database import DatabaseError
-from gateway.sqlite import connect
+from gateway.sqlite import Lazy
 from gateway.sqlite import sqlite_path as parse_url
 
 
@@ -42,17 +41,14 @@ class SqliteDatabase:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = sqlite_path(url)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._sqlite = Lazy(self.path)
+        self._lock = self._sqlite.lock
 
     async def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            try:
-                db = await connect(self.path)
-            except (sqlite3.Error, OSError) as exc:
-                raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
-            self._db = db
-        return self._db
+        try:
+            return await self._sqlite.get()
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Tx]:
@@ -81,6 +77,4 @@ class SqliteDatabase:
                 raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
+        await self._sqlite.close()

@@ -19,7 +19,7 @@ import aiosqlite
 
 from gateway.capture import Doubt, Event
 from gateway.outbox import Blocked, OutboxError, OutboxUnavailable, Row, Status
-from gateway.sqlite import connect
+from gateway.sqlite import Lazy
 from gateway.sqlite import sqlite_path as parse_url
 
 POLL_INTERVAL = 0.02
@@ -96,14 +96,12 @@ class SqliteOutbox:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = sqlite_path(url)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._sqlite = Lazy(self.path, "NORMAL")
+        self._lock = self._sqlite.lock
 
     async def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            async with translated():
-                self._db = await connect(self.path, "NORMAL")
-        return self._db
+        async with translated():
+            return await self._sqlite.get()
 
     async def _run(self, sql: str, *args: Any) -> int:
         db = await self._conn()
@@ -267,6 +265,4 @@ class SqliteOutbox:
         await asyncio.sleep(min(timeout, POLL_INTERVAL))
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self._sqlite.close()

@@ -6,6 +6,7 @@ work side by side across processes, and a busy timeout rather than instant
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
@@ -35,3 +36,24 @@ async def connect(path: str, synchronous: str | None = None) -> aiosqlite.Connec
         await db.close()
         raise
     return db
+
+
+class Lazy:
+    """A store's one connection, opened on first use, and the lock that keeps its
+    statements (and transactions) from interleaving."""
+
+    def __init__(self, path: str, synchronous: str | None = None) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.lock = asyncio.Lock()
+        self._db: aiosqlite.Connection | None = None
+
+    async def get(self) -> aiosqlite.Connection:
+        if self._db is None:
+            self._db = await connect(self.path, self.synchronous)
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import aiosqlite
 
-from gateway.sqlite import connect
+from gateway.sqlite import Lazy
 from gateway.sqlite import sqlite_path as parse_url
 from shadow.store import COLUMNS, Result, StoreError, from_row, to_row
 
@@ -57,14 +56,12 @@ class SqliteResults:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = sqlite_path(url)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._sqlite = Lazy(self.path, "NORMAL")
+        self._lock = self._sqlite.lock
 
     async def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            async with translated():
-                self._db = await connect(self.path, "NORMAL")
-        return self._db
+        async with translated():
+            return await self._sqlite.get()
 
     async def init(self) -> None:
         db = await self._conn()
@@ -100,6 +97,4 @@ class SqliteResults:
             return [from_row(row) for row in await cursor.fetchall()]
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
+        await self._sqlite.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sqlite import connect, sqlite_path
+from gateway.sqlite import Lazy, connect, sqlite_path
 
 
 def test_urls() -> None:
@@ -37,3 +37,16 @@ async def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(sqlite3.OperationalError):
         await connect(str(tmp_path / "dir.db"))
+
+
+async def test_lazy_opens_on_first_use_once_and_closes(tmp_path: Path) -> None:
+    path = tmp_path / "lazy.db"
+    lazy = Lazy(str(path), "NORMAL")
+    assert not path.exists()
+    db = await lazy.get()
+    assert await lazy.get() is db and path.exists()
+    await lazy.close()
+    await lazy.close()  # closing twice is harmless
+    again = await lazy.get()  # and a closed one opens anew
+    assert again is not db
+    await lazy.close()
