@@ -247,7 +247,7 @@ async def test_broker_outage_then_fresh_broker_delivers_everything(
     assert_in_write_order(after.unique(), second)
 
 
-def relay_process(config: Path, metrics_port: int) -> subprocess.Popen[bytes]:
+def relay_process(config: Path, metrics_port: int, batch: int = 2000) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -258,7 +258,7 @@ def relay_process(config: Path, metrics_port: int) -> subprocess.Popen[bytes]:
             "-c",
             str(config),
             "--batch",
-            "2000",
+            str(batch),
             "--metrics-listen",
             f"127.0.0.1:{metrics_port}",
         ],
@@ -293,7 +293,9 @@ async def test_relay_killed_mid_batch_loses_nothing(
     await store.append([event(n, str(n % 50)) for n in range(1, 20001)])
     config = relay_config(tmp_path, pg_database, kafka_bootstrap, topic)
     async with Collector(kafka_bootstrap, topic) as collector:
-        proc = relay_process(config, free_port())
+        # Small batches: the whole topic takes seconds, so the kill lands mid-stream even
+        # when this test's loop is busy with the collector.
+        proc = relay_process(config, free_port(), batch=100)
         for _ in range(1500):  # the process may take a while to start on a busy machine
             if (await store.status()).published > 0:
                 break
