@@ -1,31 +1,37 @@
-# The two set-up commands are `make demo` and `make test`; both create .venv when missing.
+# The two set-up commands are `make demo` and `make test`; both create .venv when missing
+# and install the Debian packages they need (scripts/system-deps.sh; as root, or it says
+# the apt-get command to run).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEPS := PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
-.PHONY: demo test lint bench bench-outbox bench-shadow bench-profile clean
+.PHONY: demo test lint bench bench-outbox bench-shadow bench-profile bench-soak clean
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || { $(DEPS) venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/strangler demo
+	$(BIN)/python -m examples.demo
 
 test: $(STAMP)
+	$(DEPS) test
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_cycles.py
 	$(BIN)/strangler istio render --check
 
 bench: $(STAMP)
-	bench/setup.sh
+	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
@@ -37,9 +43,14 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 bench-shadow: $(STAMP)
-	bench/setup.sh
+	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
 
 bench-profile: $(STAMP)
-	bench/setup.sh
+	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/profile.py
+
+# A 30-minute soak (memory, failures, lost events under reloads and backend restarts);
+# e.g. make bench-soak SOAK_ARGS="--minutes 3 --rate 100".
+bench-soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)

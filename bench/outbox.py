@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from gateway.capture import Event  # noqa: E402
-from gateway.kafka import KafkaSink, envelope, record_headers  # noqa: E402
-from gateway.outbox_postgres import PostgresOutbox  # noqa: E402
-from gateway.relay import Relay  # noqa: E402
+from gateway.capture.kafka_sink import KafkaSink, envelope, record_headers  # noqa: E402
+from gateway.capture.outbox.postgres import PostgresOutbox  # noqa: E402
+from gateway.capture.relay import Relay  # noqa: E402
+from gateway.capture.rules import Event  # noqa: E402
 from tests.harness import Broker, postgres_cluster  # noqa: E402
 
 EVENTS = int(os.environ.get("EVENTS", "100000"))

@@ -7,14 +7,20 @@ input (configuration or arguments).
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import json
 import os
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 
 from gateway.config import Config, ConfigError, load_file
 
 EXIT_OK, EXIT_DIFF, EXIT_INVALID = 0, 1, 2
+DISTRIBUTION = "strangler-gateway"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -35,7 +41,7 @@ def load_or_report(args: argparse.Namespace) -> Config | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.schema:
-        from gateway.config_spec import json_schema
+        from gateway.config.spec import json_schema
 
         print(json.dumps(json_schema(), indent=2))
         return EXIT_OK
@@ -52,18 +58,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args)
     if config is None:
         return EXIT_INVALID
-    from gateway.server import serve
+    from gateway.runtime.supervisor import serve
 
     return serve(config, workers=args.workers, config_path=_config_path(args))
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    config = load_or_report(args)
-    if config is None:
-        return EXIT_INVALID
-    from gateway.demo import run
+DEMO_NEEDS_CHECKOUT = "the demo runs from a source checkout: make demo"
 
-    return run(config, _config_path(args))
+
+def _demo_module() -> ModuleType | None:
+    """examples.demo when it can be imported (a source checkout), else None."""
+    try:
+        return importlib.import_module("examples.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("examples", "examples.demo"):
+            return None
+        raise
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    demo = _demo_module()
+    if demo is None:
+        print(f"strangler demo: {DEMO_NEEDS_CHECKOUT}", file=sys.stderr)
+        return EXIT_INVALID
+    result: int = demo.main(["-c", _config_path(args)])
+    return result
+
+
+def version() -> str:
+    """The installed distribution's version, else the one in the checkout's pyproject.toml."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        with pyproject.open("rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Strangler-fig migration gateway: shift traffic, capture legacy writes "
         "as events, compare shadow responses, render Istio manifests.",
     )
+    parser.add_argument("--version", action="version", version=f"strangler {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", parents=[common], help="run the gateway")
@@ -89,21 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", action="store_true", help="print the JSON Schema of routes.yaml")
     p.set_defaults(handler=cmd_validate)
 
-    from gateway import outbox_cli
+    from gateway.capture import cli as outbox_cli
 
     outbox_cli.add_commands(sub, common)
     from shadow import cli as shadow_cli
 
     shadow_cli.add_commands(sub, common)
-    from gateway import istio_cli
+    from gateway.istio import cli as istio_cli
 
     istio_cli.add_commands(sub, common)
-    from events import cli as events_cli
+    from strangler_events import cli as events_cli
 
     events_cli.add_commands(sub, common)
 
     p = sub.add_parser(
-        "demo", parents=[common], help="run the demo: the example monolith behind the gateway"
+        "demo",
+        parents=[common],
+        help="run the demo (from a source checkout): the example monolith behind the gateway",
     )
     p.set_defaults(handler=cmd_demo)
     return parser

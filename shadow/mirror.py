@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import Backend, Route, Shadow
-from gateway.config_spec import SAFE_METHODS
-from gateway.metrics import Registry
+from gateway.config.spec import SAFE_METHODS
+from gateway.http.exchange import Sample
+from gateway.http.host import host_for, with_host
+from gateway.http.upstream import PooledTransport, Transport, UpstreamError, UpstreamRequest
+from gateway.metrics.registry import Registry
 from gateway.tasks import spawn
-from gateway.upstream import PooledTransport, Transport, UpstreamError, UpstreamRequest
 from shadow.compare import Difference, Reply, Rules, compare
 from shadow.sampling import Sampler, template
 from shadow.store import FieldDiff, Result, ResultStore, StoreError, hashed
@@ -40,26 +42,6 @@ MAX_UNSTORED = 10_000  # results kept while the store is down; older ones are dr
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-@dataclass(slots=True)
-class Sample:
-    """A mirrored request and the primary's answer, as kept on the hot path (raw bytes;
-    decoded in the background)."""
-
-    route: str
-    method: str
-    path: str
-    target: bytes  # path and query, without any backend's base path
-    headers: list[tuple[bytes, bytes]]  # as sent to the primary, Host last
-    body: bytes
-    served: str
-    status: int
-    response_headers: list[tuple[bytes, bytes]]
-    response_body: bytes
-    seconds: float
-    request_id: str
-    at: float
-
-
 @dataclass(eq=False)
 class Lane:
     """One route's mirroring state: its sampler and its bound on work in flight."""
@@ -69,8 +51,19 @@ class Lane:
     rules: Rules
     sampler: Sampler
     slots: asyncio.Semaphore
+    owner: Mirror
     waiting: int = 0  # submitted and not finished (in flight + queued)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.shadow.max_body_bytes
+
+    def submit(self, sample: Sample) -> None:
+        self.owner.submit(self, sample)
+
+    def skip(self, method: str, path: str, reason: str) -> None:
+        self.owner.skip(self, method, path, reason)
 
     @property
     def full(self) -> bool:
@@ -134,6 +127,7 @@ class Mirror:
                 Rules.build(shadow.ignore, shadow.numeric_tolerance),
                 Sampler(shadow.percent),
                 asyncio.Semaphore(shadow.concurrency),
+                self,
             )
             self.lanes[route.name] = lane
         return lane
@@ -216,12 +210,11 @@ class Mirror:
         self._compared(lane, sample, reply, took, compare(primary, reply, lane.rules), noise)
 
     async def _call(self, backend: Backend, sample: Sample, shadow: Shadow, mark: bytes) -> Reply:
-        headers = list(sample.headers)
-        if backend.host_header == "backend" and headers and headers[-1][0] == b"host":
-            default = backend.port == 80
-            host = backend.host if default else f"{backend.host}:{backend.port}"
-            headers[-1] = (b"host", host.encode())
-        headers.append((MARK, mark))
+        headers = sample.headers
+        rewritten = host_for(backend)
+        if rewritten is not None:
+            headers = with_host(headers, rewritten, b"")
+        headers = [*headers, (MARK, mark)]
         request = UpstreamRequest(
             sample.method.encode(),
             backend.base_path.encode("latin-1") + sample.target,

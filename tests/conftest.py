@@ -1,10 +1,12 @@
 """Session-wide real services.  Set STRANGLER_TEST_PG_DSN / STRANGLER_TEST_KAFKA to use
 existing ones instead of starting them.  A service that cannot start fails the tests
-that need it, with the reason; nothing is skipped."""
+that need it, with the reason; nothing is skipped.  Tests that use a service fixture carry
+its marker (``-m "not postgres and not kafka"`` selects the ones that need neither)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,33 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.harness import Broker, ServiceError, postgres_cluster
+
+# Fixtures that start (or need) a service; ``own_broker`` is the per-test broker some
+# test modules start to restart it empty.
+SERVICE_FIXTURES = {
+    "postgres": frozenset({"pg_dsn", "pg_database"}),
+    "kafka": frozenset({"kafka_bootstrap", "kafka_broker", "own_broker"}),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the services its fixtures (direct or indirect) start."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in SERVICE_FIXTURES.items():
+            if used & fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A failed test can leave an aiosqlite connection open (its traceback keeps it alive);
+    the connection's worker thread is not a daemon and would keep pytest from exiting."""
+    import aiosqlite
+
+    for thing in gc.get_objects():
+        # type() rather than isinstance(): a dead weakref proxy raises on isinstance
+        if type(thing) is aiosqlite.Connection:
+            thing.stop()
 
 
 @pytest.fixture(scope="session")

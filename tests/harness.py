@@ -186,7 +186,7 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from gateway.demo import broker_argv
+        from examples.broker import broker_argv
 
         self.proc = subprocess.Popen(
             broker_argv(tansu_binary(), "127.0.0.1", self.port),
@@ -226,7 +226,8 @@ class UvicornThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", **options})
+        defaults = {"log_level": "warning", "lifespan": "off", "ws": "websockets-sansio"}
+        config = uvicorn.Config(app, **{**defaults, **options})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.eventually import eventually
 from tests.harness import UvicornThread
 
 
@@ -47,11 +48,13 @@ async def test_kafka_produce_consume_with_group(kafka_bootstrap: str) -> None:
     await consumer.start()
     try:
         got: list[bytes] = []
-        for _ in range(40):
+
+        async def fetched() -> bool:
             batch = await consumer.getmany(timeout_ms=250)
-            got += [m.value for msgs in batch.values() for m in msgs]
-            if len(got) >= 10:
-                break
+            got.extend(m.value for msgs in batch.values() for m in msgs)
+            return len(got) >= 10
+
+        await eventually(fetched, timeout=10, interval=0, message=f"10 records on {topic}")
         await consumer.commit()
     finally:
         await consumer.stop()

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from events.database import Tx, open_database
+from strangler_events.database import Tx, open_database
 
 TABLES = {
     "orders": ("customer", "item", "quantity", "status"),
@@ -98,73 +98,80 @@ def _validate(table: str, body: Any, partial: bool) -> dict[str, Any] | str:
     return values
 
 
+def _collection(database: Database, table: str) -> Any:
+    """GET lists a table, POST creates a row."""
+
+    async def endpoint(request: Request) -> Response:
+        await database.ready()
+        if request.method == "GET":
+            async with database.db.transaction() as tx:
+                return JSONResponse(await database.rows(tx, table))
+        values = _validate(table, await _body(request), partial=False)
+        if isinstance(values, str):
+            return JSONResponse({"error": values}, status_code=422)
+        now = _now()
+        cols = [*values, "created_at", "updated_at"]
+        async with database.db.transaction() as tx:
+            [(ident,)] = await tx.fetch(
+                f"INSERT INTO {table} ({', '.join(cols)})"
+                f" VALUES ({', '.join('?' * len(cols))}) RETURNING id",
+                *values.values(),
+                now,
+                now,
+            )
+            [created] = await database.rows(tx, table, "WHERE id = ?", ident)
+        return JSONResponse(created, status_code=201)
+
+    return endpoint
+
+
+def _item(database: Database, table: str) -> Any:
+    """GET, PUT, PATCH and DELETE one row."""
+
+    async def endpoint(request: Request) -> Response:
+        await database.ready()
+        ident = int(request.path_params["id"])
+        missing = JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
+        values: dict[str, Any] | str = {}
+        if request.method in ("PUT", "PATCH"):
+            values = _validate(table, await _body(request), partial=request.method == "PATCH")
+            if isinstance(values, str):
+                return JSONResponse({"error": values}, status_code=422)
+        async with database.db.transaction() as tx:
+            found = await database.rows(tx, table, "WHERE id = ?", ident)
+            if not found:
+                return missing
+            if request.method == "GET":
+                return JSONResponse(found[0])
+            if request.method == "DELETE":
+                await tx.execute(f"DELETE FROM {table} WHERE id = ?", ident)
+                return Response(status_code=204)
+            assert isinstance(values, dict)
+            if values:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                await tx.execute(
+                    f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
+                    *values.values(),
+                    _now(),
+                    ident,
+                )
+            [updated] = await database.rows(tx, table, "WHERE id = ?", ident)
+        return JSONResponse(updated)
+
+    return endpoint
+
+
 def create_app(db: str = "./legacy.db") -> Starlette:
     """The app on ``db``: a SQLite path or URL, or a PostgreSQL URL."""
     database = Database(db)
-
-    def collection(table: str) -> Any:
-        async def endpoint(request: Request) -> Response:
-            await database.ready()
-            if request.method == "GET":
-                async with database.db.transaction() as tx:
-                    return JSONResponse(await database.rows(tx, table))
-            values = _validate(table, await _body(request), partial=False)
-            if isinstance(values, str):
-                return JSONResponse({"error": values}, status_code=422)
-            now = _now()
-            cols = [*values, "created_at", "updated_at"]
-            async with database.db.transaction() as tx:
-                [(ident,)] = await tx.fetch(
-                    f"INSERT INTO {table} ({', '.join(cols)})"
-                    f" VALUES ({', '.join('?' * len(cols))}) RETURNING id",
-                    *values.values(),
-                    now,
-                    now,
-                )
-                [created] = await database.rows(tx, table, "WHERE id = ?", ident)
-            return JSONResponse(created, status_code=201)
-
-        return endpoint
-
-    def item(table: str) -> Any:
-        async def endpoint(request: Request) -> Response:
-            await database.ready()
-            ident = int(request.path_params["id"])
-            missing = JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
-            values: dict[str, Any] | str = {}
-            if request.method in ("PUT", "PATCH"):
-                values = _validate(table, await _body(request), partial=request.method == "PATCH")
-                if isinstance(values, str):
-                    return JSONResponse({"error": values}, status_code=422)
-            async with database.db.transaction() as tx:
-                found = await database.rows(tx, table, "WHERE id = ?", ident)
-                if not found:
-                    return missing
-                if request.method == "GET":
-                    return JSONResponse(found[0])
-                if request.method == "DELETE":
-                    await tx.execute(f"DELETE FROM {table} WHERE id = ?", ident)
-                    return Response(status_code=204)
-                assert isinstance(values, dict)
-                if values:
-                    sets = ", ".join(f"{k} = ?" for k in values)
-                    await tx.execute(
-                        f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
-                        *values.values(),
-                        _now(),
-                        ident,
-                    )
-                [updated] = await database.rows(tx, table, "WHERE id = ?", ident)
-            return JSONResponse(updated)
-
-        return endpoint
-
     routes = []
     for table in TABLES:
-        routes.append(Route(f"/api/{table}", collection(table), methods=["GET", "POST"]))
+        routes.append(Route(f"/api/{table}", _collection(database, table), methods=["GET", "POST"]))
         routes.append(
             Route(
-                f"/api/{table}/{{id:int}}", item(table), methods=["GET", "PUT", "PATCH", "DELETE"]
+                f"/api/{table}/{{id:int}}",
+                _item(database, table),
+                methods=["GET", "PUT", "PATCH", "DELETE"],
             )
         )
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.database import Database, Tx
-from events.envelope import Event
-from events.projection import Projection
+from strangler_events.database.port import Database, Tx
+from strangler_events.envelope import Event
+from strangler_events.projection import Projection
 
 FIELDS = ("id", "customer", "item", "quantity", "status", "created_at", "updated_at")
 SCHEMA = """

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +19,15 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
-from events.database import open_database
-from events.envelope import Event, encode
 from examples.order_service.app import create_app
 from gateway.cli import main
 from shadow.report import build
-from shadow.store import open_store
+from shadow.store import Result, open_store
+from strangler_events.database import open_database
+from strangler_events.envelope import Event, encode
+from tests.eventually import eventually
 from tests.gateway.support import fire, gateway, monolith, write_orders
 from tests.harness import UvicornThread, free_port, wait_for_port
 
@@ -91,17 +92,34 @@ def journey(tmp: Path, dsn: str, bootstrap: str) -> Iterator[Journey]:
 
 
 async def caught_up(legacy: str, service: str, timeout: float = 90.0) -> list[dict[str, Any]]:
-    """The service's order list once it equals the monolith's."""
-    deadline = time.monotonic() + timeout
+    """The service's order list once it equals the monolith's (and is not empty)."""
     async with httpx.AsyncClient(timeout=10) as client:
-        while True:
+
+        async def same() -> list[dict[str, Any]]:
             want = (await client.get(f"{legacy}/api/orders")).json()
             got = (await client.get(f"{service}/api/orders")).json()
-            if got == want:
-                return list(want)
-            if time.monotonic() > deadline:
+            if got != want:
                 raise AssertionError(f"not caught up: {len(got)} of {len(want)} orders")
-            await asyncio.sleep(0.3)
+            return list(want)
+
+        return await eventually(
+            same,
+            timeout=timeout,
+            interval=0.3,
+            message="the service's orders to equal the monolith's",
+        )
+
+
+async def consumer_lags(port: int) -> list[float]:
+    """The service's ``strangler_consumer_lag`` values, one per partition it has read."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "strangler_consumer_lag"
+    ]
 
 
 async def test_500_writes_reach_the_read_model_and_shadow_reads_all_match(
@@ -116,6 +134,15 @@ async def test_500_writes_reach_the_read_model_and_shadow_reads_all_match(
                 legacy = (await client.get(f"{j.legacy}/api/orders/{ident}")).json()
                 new = (await client.get(f"{j.service}/api/orders/{ident}")).json()
                 assert new == legacy
+            scrape = await client.get(f"{j.service}/metrics")  # the consumer's own metrics
+        assert scrape.headers["content-type"].startswith("text/plain; version=")
+        processed = {
+            s.labels["type"]: s.value
+            for family in text_string_to_metric_families(scrape.text)
+            for s in family.samples
+            if s.name == "strangler_consumer_processed_total"
+        }
+        assert processed["OrderCreated"] >= 100 and processed["OrderUpdated"] >= 400
         reads: list[tuple[str, str, list[tuple[bytes, bytes]]]] = [
             ("GET", f"/api/orders/{ident}", []) for ident, _ in written
         ]
@@ -123,16 +150,14 @@ async def test_500_writes_reach_the_read_model_and_shadow_reads_all_match(
         replies = await fire(j.gateway_port, reads, concurrency=4)
         assert {r.status for r in replies} == {200}
         store = open_store(f"sqlite:///{tmp_path}/shadow.db")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                results = await store.results()
-            except Exception:
-                results = []
-            if len([r for r in results if r.outcome == "compared"]) >= 101:
-                break
-            assert time.monotonic() < deadline, "shadow results not stored"
-            await asyncio.sleep(0.2)
+
+        async def all_compared() -> list[Result]:
+            results = await store.results()
+            return results if sum(r.outcome == "compared" for r in results) >= 101 else []
+
+        results = await eventually(
+            all_compared, timeout=20, interval=0.2, message="101 compared shadow results stored"
+        )
         await store.close()
     report = build(results)
     endpoints = {(e.endpoint, e.compared, e.matched, e.differing) for e in report.endpoints}
@@ -225,23 +250,28 @@ async def test_consumer_killed_mid_stream_resumes_without_double_effects(
     proc = service_process(port, pg_database, kafka_bootstrap, topic)
     try:
         wait_for_port("127.0.0.1", port, 20, proc)
-        deadline = time.monotonic() + 60
-        while sum(a for _, a in (await read_model(pg_database)).values()) < 100:
-            assert time.monotonic() < deadline, "the consumer made no progress"
-            await asyncio.sleep(0.05)
+
+        async def progressed() -> bool:
+            return sum(a for _, a in (await read_model(pg_database)).values()) >= 100
+
+        await eventually(progressed, timeout=60, interval=0.05, message="100 events applied")
         os.kill(proc.pid, signal.SIGKILL)  # mid-stream: some events applied, most not
         proc.wait(10)
         partial = sum(a for _, a in (await read_model(pg_database)).values())
         assert 100 <= partial < 500, partial
         proc = service_process(port, pg_database, kafka_bootstrap, topic)
-        deadline = time.monotonic() + 90
-        while True:
+
+        async def complete() -> bool:
             model = await read_model(pg_database)
-            if len(model) == 100 and all(a >= 5 for _, a in model.values()):
-                break
-            assert time.monotonic() < deadline, f"not complete: {len(model)} orders"
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)  # anything applied twice would show up by now
+            if not (len(model) == 100 and all(a >= 5 for _, a in model.values())):
+                raise AssertionError(f"not complete: {len(model)} orders")
+            # Read to the end of every partition: nothing left that could apply twice.
+            lags = await consumer_lags(port)
+            return bool(lags) and not any(lags)
+
+        await eventually(
+            complete, timeout=90, interval=0.2, message="the whole topic consumed and applied"
+        )
         model = await read_model(pg_database)
         assert model == {n: (4, 5) for n in range(1, 101)}  # complete, each event applied once
     finally:

@@ -11,7 +11,7 @@ from examples.legacy_monolith.app import create_app
 from tests.harness import UvicornThread
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "legacy.db")

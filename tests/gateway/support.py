@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ from typing import Any
 import httpx
 
 from gateway.config import parse
-from gateway.protocol import protocol_class
-from gateway.proxy import Proxy
-from gateway.upstream import PooledTransport, UpstreamRequest
-from gateway.worker import build_proxy
-from tests.harness import ServiceError, UvicornThread, free_port, wait_for_port
+from gateway.http.server import protocol_class
+from gateway.http.upstream import PooledTransport, UpstreamRequest
+from gateway.proxy.proxy import Proxy
+from gateway.runtime.wiring import build_proxy, count_refusals
+from tests.eventually import GiveUp, wait_until
+from tests.harness import UvicornThread, free_port, wait_for_port
 
 Scope = dict[str, Any]
 
@@ -46,7 +46,10 @@ def backend_app(name: str) -> Any:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                if message.get("text") is not None:
+                if message.get("text") == "?headers":  # what the handshake carried
+                    seen = [[k.decode(), v.decode("latin-1")] for k, v in scope["headers"]]
+                    await send({"type": "websocket.send", "text": json.dumps(seen)})
+                elif message.get("text") is not None:
                     await send({"type": "websocket.send", "text": f"{name}:{message['text']}"})
                 else:
                     await send({"type": "websocket.send", "bytes": message["bytes"]})
@@ -145,7 +148,10 @@ def gateway(text: str) -> Iterator[tuple[UvicornThread, Proxy]]:
     server = UvicornThread(
         proxy,
         http=protocol_class(
-            proxy.handle, config.proxy.max_header_bytes, config.proxy.client_timeout
+            proxy.handle,
+            config.proxy.max_header_bytes,
+            config.proxy.client_timeout,
+            on_refused=count_refusals(proxy.metrics),
         ),
         ws="websockets-sansio",
         proxy_headers=False,
@@ -197,12 +203,14 @@ def strangler_run(
     running = RunningGateway(proc, port, admin_port, path)
     try:
         wait_for_port("127.0.0.1", admin_port, 20, proc)
-        deadline = time.monotonic() + 20
         auth = {"authorization": f"Bearer {token}"} if token else {}
-        while httpx.get(f"{running.admin_url}/readyz", headers=auth).status_code != 200:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise ServiceError("strangler run did not become ready")
-            time.sleep(0.1)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise GiveUp(f"strangler run exited with {proc.returncode} before it was ready")
+            return httpx.get(f"{running.admin_url}/readyz", headers=auth).status_code == 200
+
+        wait_until(ready, timeout=20, interval=0.1, message="strangler run's /readyz to say 200")
         yield running
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -358,9 +366,9 @@ routes:
       - {{method: POST, path: /api/orders, event: OrderCreated, aggregate: order,
           id: "response:/id"}}
       - {{method: PATCH, path: "/api/orders/{{id}}", event: OrderUpdated, aggregate: order,
-          id: "path:id"}}
+          id: "path:id", id_type: integer}}
       - {{method: DELETE, path: "/api/orders/{{id}}", event: OrderDeleted, aggregate: order,
-          id: "path:id", payload: none}}
+          id: "path:id", id_type: integer, payload: none}}
   - name: default
     split: {{legacy: 100}}
 outbox: {{url: "{outbox_url}", spool: "{spool}"}}

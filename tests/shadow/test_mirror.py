@@ -13,9 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.upstream import PooledTransport, UpstreamRequest
+from gateway.http.upstream import PooledTransport, UpstreamRequest
+from gateway.metrics.registry import Counter
+from gateway.proxy.proxy import Proxy
 from shadow.report import EndpointReport, build
 from shadow.store import Result, open_store
+from tests.eventually import eventually
 from tests.gateway.support import config_text, fire, gateway
 from tests.harness import UvicornThread, free_port
 
@@ -86,16 +89,16 @@ def routes(tmp: Path, legacy: str, v2: str, shadow: str, split: str = "legacy: 1
 async def results(tmp: Path, expected: int, timeout: float = 15.0) -> list[Result]:
     """Stored results once they account for ``expected`` samples."""
     store = open_store(f"sqlite:///{tmp}/shadow.db")
-    deadline = time.monotonic() + timeout
+
+    async def enough() -> list[Result]:
+        rows = await store.results()
+        stored = sum(r.count for r in rows)
+        if stored < expected:
+            raise AssertionError(f"{stored} of {expected} samples stored")
+        return rows
+
     try:
-        while True:
-            try:
-                rows = await store.results()
-            except Exception:
-                rows = []
-            if sum(r.count for r in rows) >= expected or time.monotonic() > deadline:
-                return rows
-            await asyncio.sleep(0.1)
+        return await eventually(enough, timeout=timeout, interval=0.1, message="shadow results")
     finally:
         await store.close()
 
@@ -109,6 +112,13 @@ def one(rows: list[Result]) -> EndpointReport:
     return endpoint
 
 
+def comparisons(proxy: Proxy) -> Counter:
+    """The mirror's comparison counter, read from the worker's metrics registry."""
+    metric = proxy.metrics.registry.metrics["strangler_shadow_comparisons_total"]
+    assert isinstance(metric, Counter)
+    return metric
+
+
 async def test_identical_backends_match_completely(tmp_path: Path) -> None:
     seen_legacy: Seen = []
     seen_v2: Seen = []
@@ -116,8 +126,7 @@ async def test_identical_backends_match_completely(tmp_path: Path) -> None:
         with gateway(routes(tmp_path, legacy.url, v2.url, "")) as (server, proxy):
             replies = await fire(server.port, gets(200), concurrency=8)
             rows = await results(tmp_path, 200)
-            assert proxy.mirror is not None
-            assert proxy.mirror.comparisons.get(("items", "match")) == 200
+            assert comparisons(proxy).get(("items", "match")) == 200
     assert {r.status for r in replies} == {200}
     e = one(rows)
     assert (e.endpoint, e.compared, e.matched, e.differing, e.fields) == (
@@ -265,7 +274,7 @@ async def test_large_responses_skip_comparison(tmp_path: Path) -> None:
 
 
 async def test_mirrored_writes_are_never_captured_into_the_outbox(tmp_path: Path) -> None:
-    from gateway.outbox import open_store as open_outbox
+    from gateway.capture.outbox import open_store as open_outbox
 
     seen_v2: Seen = []
     with serving(item_app([]), item_app(seen_v2)) as (legacy, v2):
@@ -291,3 +300,22 @@ async def test_mirrored_writes_are_never_captured_into_the_outbox(tmp_path: Path
     rows = await outbox.pending(100)
     await outbox.close()
     assert sorted(r.event.aggregateid for r in rows) == ["0", "1", "2", "3", "4"]  # ... once each
+
+
+async def test_mirrored_bodies_are_sent_whole_with_their_content_length(tmp_path: Path) -> None:
+    seen_legacy: Seen = []
+    seen_v2: Seen = []
+    with serving(item_app(seen_legacy), item_app(seen_v2)) as (legacy, v2):
+        shadow = ", methods: [POST], allow_writes: true"
+        with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, _):
+            transport = PooledTransport()
+            try:
+                for body in (b'{"quantity": 3}', b""):
+                    request = UpstreamRequest(b"POST", b"/api/items/7", [(b"host", b"gw")], body)
+                    response = await transport.send("127.0.0.1", server.port, request, 5, 30, 1)
+                    assert response.status == 200 and [c async for c in response.chunks()]
+            finally:
+                await transport.aclose()
+            await results(tmp_path, 2)
+    assert [h.get("content-length") for _, _, h in seen_v2] == ["15", "0"]
+    assert not any("transfer-encoding" in h for _, _, h in seen_v2 + seen_legacy)

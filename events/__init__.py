@@ -1,1 +1,0 @@
-"""Toolkit for the new services: consuming the change events the gateway publishes."""

@@ -1,0 +1,190 @@
+"""The outbox relay: publishes outbox rows to Kafka, in order, at least once.
+
+One relay is active at a time (:meth:`OutboxStore.lead`); others wait as hot
+standbys and take over when the leader's lock or lease goes.  Each round reads
+the oldest unpublished rows, publishes them, and marks a row published only
+after the broker acknowledged it, so a crash re-sends at most the work in
+flight: the batch not yet acknowledged and the one whose marks were being
+written (consumers dedupe on the event id).
+
+Per aggregate, rows are marked published only up to the first one that failed:
+a later row of the same aggregate that happened to be acknowledged is sent
+again after the earlier one, so consumers never see them out of order.  A row
+the broker refuses outright (too large, ...) is parked: it blocks only its own
+aggregate, shows in ``strangler outbox status``, and an operator can skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from gateway.capture.kafka_sink import PublishError
+from gateway.capture.outbox import OutboxError, OutboxStore, Row
+from gateway.capture.rules import Event
+from gateway.metrics.registry import Registry
+
+log = logging.getLogger("strangler.relay")
+
+
+class Sink(Protocol):
+    """What the relay publishes through (the Kafka adapter, or a fake in unit tests)."""
+
+    async def send(self, events: Sequence[Event]) -> Any:
+        """Hand a batch over in order; returns a handle for :meth:`collect`."""
+
+    async def collect(self, handle: Any) -> list[PublishError | None]:
+        """Wait for the batch's acknowledgements; one result per event."""
+
+    async def stop(self) -> None: ...
+
+
+class Relay:
+    def __init__(
+        self,
+        store: OutboxStore,
+        sink: Sink,
+        batch: int = 2000,
+        lease: float = 5.0,
+        retention: float = 7 * 86400.0,
+        registry: Registry | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.batch = batch
+        self.lease = lease
+        self.retention = retention
+        self.holder = holder or f"relay-{uuid.uuid4().hex[:12]}"
+        self.stopping = asyncio.Event()
+        r = registry or Registry()
+        self.published = r.counter("strangler_relay_published_total", "Events published.")
+        self.errors = r.counter(
+            "strangler_relay_publish_errors_total", "Events not published, by kind.", ("kind",)
+        )
+        self.published.inc((), 0)  # exported at zero: increase() then sees the first event
+        for kind in ("retriable", "refused"):
+            self.errors.inc((kind,), 0)
+        self.leader = r.gauge("strangler_relay_leader", "1 while this relay is the active one.")
+        self.pending = r.gauge("strangler_outbox_pending", "Unpublished outbox rows.")
+        self.lag = r.gauge("strangler_outbox_lag_seconds", "Age of the oldest unpublished row.")
+        self._last_status = 0.0
+        self._last_purge = 0.0
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self.stopping.is_set():
+            try:
+                if not await self.store.lead(self.holder, self.lease):
+                    if self.leader.get():
+                        log.warning("%s lost leadership", self.holder)
+                    self.leader.set((), 0)
+                    await self._sleep(min(1.0, self.lease / 3))
+                    continue
+                if not self.leader.get():
+                    log.info("%s is the active relay", self.holder)
+                self.leader.set((), 1)
+                await self._housekeeping()
+                sent = await self.pump()
+                backoff = 0.1
+                if sent == 0:
+                    await self.store.wait_for_rows(0.5)
+            except (OutboxError, PublishError) as exc:
+                log.error("relay round failed (retrying in %.1fs): %s", backoff, exc)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A bug must not silently stop the relay: say so loudly and keep trying.
+                log.exception("relay round crashed (retrying in %.1fs)", backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.leader.set((), 0)
+        try:
+            await self.store.resign(self.holder)
+        except OutboxError:
+            pass
+
+    async def pump(self) -> int:
+        """Publish until nothing is pending.  The next batch is read while the broker
+        acknowledges the current one, and marking a batch overlaps sending the next; a
+        batch is sent only after the one before it was fully acknowledged, so a failure
+        can never let a later event of an aggregate overtake an earlier one."""
+        total = 0
+        rows = await self.store.pending(self.batch)
+        marking: asyncio.Future[None] | None = None
+        try:
+            while rows and not self.stopping.is_set():
+                handle = await self.sink.send([r.event for r in rows])
+                ahead = await self.store.pending(self.batch, after=rows[-1].seq)
+                results = await self.sink.collect(handle)
+                if marking is not None:
+                    await marking
+                    marking = None
+                done, transient = await self._settle(rows, results)
+                total += len(rows)
+                if len(done) < len(rows):
+                    # Something failed: publish again from the oldest unpublished row.
+                    await self.store.mark_published(done)
+                    if transient is not None:
+                        raise transient
+                    ahead = await self.store.pending(self.batch)
+                else:
+                    marking = asyncio.ensure_future(self.store.mark_published(done))
+                rows = ahead
+        finally:
+            if marking is not None:
+                await marking
+        return total
+
+    async def _settle(
+        self, rows: list[Row], results: list[PublishError | None]
+    ) -> tuple[list[int], PublishError | None]:
+        """Which rows to mark published (per aggregate, only up to its first failure)."""
+        done: list[int] = []
+        stuck: set[tuple[str, str]] = set()
+        transient: PublishError | None = None
+        for row, result in zip(rows, results, strict=True):
+            aggregate = (row.event.aggregatetype, row.event.aggregateid)
+            if aggregate in stuck:
+                continue
+            if result is None:
+                done.append(row.seq)
+                continue
+            stuck.add(aggregate)
+            self.errors.inc(("retriable" if result.retriable else "refused",))
+            if result.retriable:
+                transient = result
+            else:
+                log.error(
+                    "event %s (%s %s) parked: %s",
+                    row.event.id,
+                    row.event.aggregatetype,
+                    row.event.aggregateid,
+                    result,
+                )
+                await self.store.mark_failed(row.seq, str(result))
+        self.published.inc((), len(done))
+        return done, transient
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status > 5:
+            self._last_status = now
+            status = await self.store.status()
+            self.pending.set((), status.pending)
+            self.lag.set((), status.oldest_pending_age or 0.0)
+        if now - self._last_purge > 60:
+            self._last_purge = now
+            purged = await self.store.purge(self.retention)
+            if purged:
+                log.info("removed %d published rows older than %.0fs", purged, self.retention)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,74 @@
+"""One admitted request on its way through the proxy, and what is derived from it: the
+copy handed to capture and the access-log line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from gateway.http.downstream import Request, Responder
+from gateway.http.exchange import Exchange
+from gateway.http.upstream import UpstreamResponse
+from gateway.proxy.generation import Generation
+from gateway.proxy.headers import Outgoing
+from gateway.proxy.routing import Decision
+
+
+@dataclass(slots=True)
+class Call:
+    """One admitted request on its way through the attempt loop and the reply."""
+
+    gen: Generation
+    request: Request
+    io: Responder
+    decision: Decision
+    method: str
+    path: str
+    query: bytes
+    body: bytes
+    stream: AsyncIterator[bytes] | None
+    length: int | None  # the client's Content-Length, forwarded as such
+    outgoing: Outgoing
+    start: float
+
+
+def exchange_of(
+    call: Call, served: str, response: UpstreamResponse, body: bytes | None
+) -> Exchange:
+    """What capture is told about a finished exchange."""
+    headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in call.request.headers}
+    return Exchange(
+        route=call.decision.route.name,
+        method=call.method,
+        path=call.path,
+        backend=served,
+        status=response.status,
+        request_id=call.outgoing.request_id.decode("latin-1"),
+        request_headers=headers,
+        request_body=call.body if call.stream is None else None,
+        response_headers={n.decode("latin-1"): v.decode("latin-1") for n, v in response.headers},
+        response_body=body,
+        traceparent=headers.get("traceparent"),
+    )
+
+
+def access_log(call: Call, served: str, status: int, upstream: float, total: float) -> None:
+    sys.stdout.write(
+        json.dumps(
+            {
+                "ts": time.time(),
+                "route": call.decision.route.name,
+                "backend": served,
+                "method": call.method,
+                "path": call.path,
+                "status": status,
+                "upstream_ms": round(upstream * 1000, 3),
+                "total_ms": round(total * 1000, 3),
+                "request_id": call.outgoing.request_id.decode(),
+            }
+        )
+        + "\n"
+    )

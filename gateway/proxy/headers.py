@@ -1,0 +1,148 @@
+"""Header rewriting between client and backend (pure; plain byte pairs, no ASGI objects).
+
+Requests: hop-by-hop headers go (RFC 9110 section 7.6.1: Connection and the
+headers it names, except Host; Keep-Alive, Proxy-Connection, TE, Trailer,
+Transfer-Encoding, Upgrade), framing headers are re-made by the transport,
+``X-Forwarded-For/Proto/Host`` are added (incoming ones kept only from trusted
+proxies), ``X-Request-Id`` is generated when absent, ``traceparent`` passes
+through untouched, and Host is kept or rewritten per backend.  Responses: hop-by-hop
+headers go, the route and backend are named.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.types import Headers
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Re-made by the upstream transport (framing) or answered by our own server.
+_REFRAMED = frozenset({b"content-length", b"expect"})
+_FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# Other headers that claim to say who the client is: believed (passed on) only from a
+# trusted proxy, as nginx's real_ip module and Envoy's xff_num_trusted_hops do; from
+# anyone else they are dropped, so a backend never takes a client's word for its address.
+_CLAIMS = frozenset({b"forwarded", b"x-real-ip", b"true-client-ip", b"x-client-ip"})
+
+
+def new_request_id() -> bytes:
+    # An identifier, not a secret: the PRNG avoids a getrandom() call per request.
+    return b"%032x" % random.getrandbits(128)
+
+
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
+
+
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names a Connection header marks hop-by-hop; never Host, which is the
+    message's own (RFC 9110 section 7.2), so ``Connection: host`` cannot make a backend
+    see another virtual host."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection" and value not in _PLAIN_CONNECTION:
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    tokens.discard(b"close")
+    tokens.discard(b"keep-alive")
+    tokens.discard(b"host")
+    return frozenset(tokens)
+
+
+class TrustedProxies:
+    """Which direct peers may pass their own X-Forwarded-* headers on."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._cache: dict[str, bool] = {}
+
+    def __contains__(self, client_ip: str) -> bool:
+        if not self._networks:
+            return False
+        hit = self._cache.get(client_ip)
+        if hit is None:
+            try:
+                address = ipaddress.ip_address(client_ip)
+                hit = any(address in n for n in self._networks)
+            except ValueError:
+                hit = False
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[client_ip] = hit
+        return hit
+
+
+@dataclass(slots=True)
+class Outgoing:
+    headers: Headers
+    request_id: bytes
+    host: bytes
+
+
+def request_headers(
+    incoming: Headers,
+    client_ip: str,
+    scheme: str,
+    trusted: bool,
+    rewrite_host: bytes | None = None,
+    keep_upgrade: bool = False,
+) -> Outgoing:
+    """Headers to send upstream for a request that arrived with ``incoming``."""
+    named = _connection_tokens(incoming) if any(n == b"connection" for n, _ in incoming) else None
+    out: Headers = []
+    host = b""
+    request_id = b""
+    forwarded_for = forwarded_proto = forwarded_host = b""
+    for name, value in incoming:
+        if name in HOP_BY_HOP or name in _REFRAMED:
+            if keep_upgrade and name in (b"upgrade", b"connection"):
+                out.append((name, value))
+            continue
+        if named and name in named:
+            continue
+        if name == b"host":
+            host = value
+            continue
+        if name in _CLAIMS and not trusted:
+            continue
+        if name in _FORWARDED:
+            if trusted:
+                if name == b"x-forwarded-for":
+                    forwarded_for = value
+                elif name == b"x-forwarded-proto":
+                    forwarded_proto = value
+                else:
+                    forwarded_host = value
+            continue
+        if name == b"x-request-id":
+            request_id = value
+        out.append((name, value))
+    if not request_id:
+        request_id = new_request_id()
+        out.append((b"x-request-id", request_id))
+    ip = client_ip.encode()
+    out.append((b"x-forwarded-for", forwarded_for + b", " + ip if forwarded_for else ip))
+    out.append((b"x-forwarded-proto", forwarded_proto or scheme.encode()))
+    if host or forwarded_host:
+        out.append((b"x-forwarded-host", forwarded_host or host))
+    out.append((b"host", rewrite_host if rewrite_host is not None else host or b"localhost"))
+    return Outgoing(out, request_id, host)
+
+
+def response_headers(incoming: Headers, extra: Headers) -> Headers:
+    """Headers to send the client for a backend response with ``incoming``."""
+    named = _connection_tokens(incoming) if any(n == b"connection" for n, _ in incoming) else None
+    out = [(n, v) for n, v in incoming if n not in HOP_BY_HOP and not (named and n in named)]
+    out.extend(extra)
+    return out

@@ -1,0 +1,116 @@
+"""WebSocket upgrades, relayed both ways to the chosen backend.
+
+uvicorn completes the client's handshake; this module routes the upgrade like
+any request, opens the backend connection with the ``websockets`` client (the
+only module that imports it), accepts the client with the backend's chosen
+subprotocol, and pumps messages until either side closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from gateway.http.downstream import Receive, Scope, Send
+from gateway.proxy.generation import Generation
+from gateway.proxy.headers import HOP_BY_HOP, request_headers
+from gateway.proxy.paths import PathError, normalise
+from gateway.proxy.routing import Facts, Refused
+from gateway.tasks import spawn
+
+_HANDSHAKE = frozenset(
+    {
+        b"host",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"content-length",
+    }
+)
+
+
+async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    wanted = gen.table.wanted_header_bytes
+    picked = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"] if n in wanted}
+    try:
+        path = normalise(raw_path)
+        decision = gen.table.decide(Facts("GET", path, picked), random.random(), raw_path)
+    except (PathError, Refused):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    if decision is None:
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    backend = gen.config.backends[decision.backend]
+    query = scope.get("query_string", b"")
+    uri = f"ws://{backend.host}:{backend.port}{backend.base_path}{path}"
+    if query:
+        uri += "?" + query.decode("latin-1")
+    # The same forwarding rules as plain HTTP: X-Forwarded-* and other client claims only
+    # from trusted proxies, the gateway's own X-Forwarded-For, a request id.
+    client = scope.get("client")
+    client_ip = client[0] if client else "0.0.0.0"
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    outgoing = request_headers(scope["headers"], client_ip, scheme, client_ip in gen.trusted)
+    headers = [
+        (n.decode("latin-1"), v.decode("latin-1"))
+        for n, v in outgoing.headers
+        if n not in HOP_BY_HOP and n not in _HANDSHAKE
+    ]
+    try:
+        upstream = await connect(
+            uri,
+            additional_headers=headers,
+            subprotocols=scope.get("subprotocols") or None,
+            open_timeout=backend.connect_timeout,
+            max_size=None,
+            compression=None,
+        )
+    except (OSError, InvalidHandshake, TimeoutError):
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    async with upstream:
+        await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+        down = spawn(_backend_to_client(upstream, send), name="ws-backend-to-client")
+        try:
+            await _client_to_backend(upstream, receive)
+        finally:
+            down.cancel()
+            await asyncio.gather(down, return_exceptions=True)
+
+
+async def _client_to_backend(upstream: ClientConnection, receive: Receive) -> None:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            data: Any = message.get("text")
+            if data is None:
+                data = message.get("bytes", b"")
+            try:
+                await upstream.send(data)
+            except ConnectionClosed:
+                return
+        elif kind == "websocket.disconnect":
+            await upstream.close(message.get("code", 1000))
+            return
+
+
+async def _backend_to_client(upstream: ClientConnection, send: Send) -> None:
+    try:
+        async for data in upstream:
+            key = "text" if isinstance(data, str) else "bytes"
+            await send({"type": "websocket.send", key: data})
+    except ConnectionClosed:
+        pass
+    code = upstream.close_code or 1000
+    await send({"type": "websocket.close", "code": code})

@@ -1,0 +1,149 @@
+"""The admin API on its own listener (Starlette; the only gateway module importing it).
+
+``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text), ``/admin/config``,
+``/admin/routes`` (weights and live counts) and ``POST /admin/reload``.  Every request
+passes :func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
+cross-site rule); ``/admin/config`` shows the configuration with its credentials masked
+(:mod:`gateway.runtime.redact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.config import Config
+from gateway.metrics.registry import render
+from gateway.runtime.access import AccessPolicy, Call, decide
+from gateway.runtime.redact import redact
+
+
+@dataclass
+class AdminHooks:
+    """What the admin API needs from the process that runs it."""
+
+    config: Callable[[], Config]
+    snapshot: Callable[[], dict[str, Any]]  # merged metrics
+    reload: Callable[[], tuple[bool, list[str]]]
+    ready: Callable[[], bool]
+    policy: AccessPolicy
+    on_start: Callable[[], Awaitable[None]] | None = None
+
+
+class _Guard:
+    """:func:`~gateway.runtime.access.decide` in front of every admin endpoint."""
+
+    def __init__(self, app: ASGIApp, policy: AccessPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            call = Call.of(
+                scope["method"], scope["path"], client[0] if client else None, scope["headers"]
+            )
+            refusal = decide(self.policy, call)
+            if refusal is not None:
+                headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else None
+                response = JSONResponse(
+                    {"error": refusal.error}, status_code=refusal.status, headers=headers
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def effective(config: Config) -> dict[str, Any]:
+    """The configuration as ``/admin/config`` shows it: defaults filled, credentials masked."""
+    shown: dict[str, Any] = redact(config.raw)
+    return shown
+
+
+def _routes(config: Config, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    counts: dict[tuple[str, str], float] = {}
+    requests = snapshot.get("strangler_requests_total", {"values": []})
+    for (route, backend, _status), value in requests["values"]:
+        counts[(route, backend)] = counts.get((route, backend), 0) + value
+    out = []
+    for route in config.routes:
+        total = sum(w for _, w in route.split)
+        out.append(
+            {
+                "name": route.name,
+                "match": {
+                    "kind": route.match.kind,
+                    "path": route.match.path,
+                    "methods": sorted(route.match.methods) if route.match.methods else None,
+                },
+                "fallback": route.fallback,
+                "sticky": route.sticky_header or route.sticky_cookie,
+                "backends": [
+                    {
+                        "backend": name,
+                        "weight": weight,
+                        "share": round(weight / total, 4) if total else 0,
+                        "requests": int(counts.get((route.name, name), 0)),
+                    }
+                    for name, weight in route.split
+                ],
+            }
+        )
+    return out
+
+
+def build_admin(hooks: AdminHooks) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if hooks.ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("not ready\n", status_code=503)
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(
+            render(hooks.snapshot()), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    async def config(request: Request) -> Response:
+        return JSONResponse(effective(hooks.config()))
+
+    async def routes(request: Request) -> Response:
+        return JSONResponse({"routes": _routes(hooks.config(), hooks.snapshot())})
+
+    async def reload(request: Request) -> Response:
+        ok, problems = hooks.reload()
+        if ok:
+            return JSONResponse({"reloaded": True})
+        return JSONResponse({"reloaded": False, "problems": problems}, status_code=422)
+
+    endpoints: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+        ("/healthz", healthz, ["GET"]),
+        ("/readyz", readyz, ["GET"]),
+        ("/metrics", metrics, ["GET"]),
+        ("/admin/config", config, ["GET"]),
+        ("/admin/routes", routes, ["GET"]),
+        ("/admin/reload", reload, ["POST"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if hooks.on_start is not None:
+            await hooks.on_start()
+        yield
+
+    return Starlette(
+        routes=[Route(path, fn, methods=methods) for path, fn, methods in endpoints],
+        middleware=[Middleware(_Guard, policy=hooks.policy)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,148 @@
+"""One gateway worker process: uvicorn serving the proxy (gateway.http.server) on an inherited
+socket.
+
+Started by :mod:`gateway.runtime.supervisor` as ``python -m gateway.runtime.worker``, with ``-c``
+naming the supervisor's copy of the last configuration that passed validation (never the
+routes.yaml being edited).  It reloads that copy on SIGHUP (keeping its configuration if it
+is somehow invalid) and publishes a metrics snapshot about once a second for the admin
+process.
+
+A SIGHUP must never kill a worker, not even one still starting: the supervisor starts it
+with SIGHUP blocked, :func:`main` first installs a handler that only notes the signal
+(:class:`EarlyHangups`) and unblocks it, and once the event loop runs the real handler takes
+over and a reload noted meanwhile is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway.config import ConfigError, load_file
+from gateway.http.server import protocol_class
+from gateway.metrics.registry import GatewayMetrics
+from gateway.proxy.generation import Generation
+from gateway.runtime.wiring import build_proxy, count_refusals
+from gateway.tasks import spawn
+
+log = logging.getLogger("strangler.worker")
+SNAPSHOT_INTERVAL = 1.0
+
+
+class EarlyHangups:
+    """SIGHUPs that arrive before the event loop can handle them: noted, not fatal."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        signal.signal(signal.SIGHUP, self._note)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.pending = True
+
+
+class Worker:
+    def __init__(
+        self, config_path: str, metrics_dir: Path, hangups: EarlyHangups | None = None
+    ) -> None:
+        self.hangups = hangups
+        self.config_path = config_path
+        self.metrics_dir = metrics_dir
+        self.config = load_file(config_path)
+        self.metrics = GatewayMetrics()
+        self.proxy = build_proxy(
+            self.config, self.metrics, on_startup=[self._started], on_shutdown=[self._stopping]
+        )
+        self._flusher: asyncio.Task[None] | None = None
+
+    def reload(self) -> None:
+        try:
+            config = load_file(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration:\n%s", exc)
+            return
+        self.config = config
+        self.proxy.swap(Generation(config))
+
+    async def _started(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if self.hangups is not None and self.hangups.pending:
+            log.info("reloading: SIGHUP arrived while starting")
+            self.reload()
+        self.metrics.registry.write(self.metrics_dir)
+        self._flusher = spawn(self._flush(), name="metrics-snapshot")
+        # What exists now (modules, configuration) lives as long as the worker: keep it out
+        # of the collector's full passes, which otherwise pause every request in flight.
+        gc.collect()
+        gc.freeze()
+
+    async def _flush(self) -> None:
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL)
+            self.metrics.registry.write(self.metrics_dir)
+            if os.getppid() != parent:
+                log.error("supervisor is gone; stopping")
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _stopping(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.metrics.registry.write(self.metrics_dir)
+
+    def run(self, sock: socket.socket) -> None:
+        proxy = self.config.proxy
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.proxy,
+                http=protocol_class(
+                    self.proxy.handle,
+                    proxy.max_header_bytes,
+                    proxy.client_timeout,
+                    on_refused=count_refusals(self.metrics),
+                ),
+                ws="websockets-sansio",
+                loop="uvloop",
+                lifespan="on",
+                access_log=False,
+                proxy_headers=False,  # X-Forwarded-* are ours to judge (trusted_proxies)
+                server_header=False,
+                date_header=False,
+                log_level="warning",
+                timeout_keep_alive=int(max(proxy.client_timeout, 1)),
+                timeout_graceful_shutdown=30,
+            )
+        )
+        server.run(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> int:
+    hangups = EarlyHangups()  # first: from here on a SIGHUP is noted, not fatal
+    parser = argparse.ArgumentParser(prog="python -m gateway.runtime.worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("--metrics-dir", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    sock = socket.socket(fileno=args.fd)
+    try:
+        worker = Worker(args.config, Path(args.metrics_dir), hangups)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    worker.run(sock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Opening PostgreSQL one way for every store on it (the outbox, shadow results, a
+consumer's database): ``postgresql://`` URLs, a small asyncpg pool opened with a
+bounded connect timeout, and dedicated connections for sessions that must outlive a
+statement (an advisory lock, LISTEN).
+
+Driver errors are not translated here: each store turns them into its own errors.
+:data:`UNREACHABLE` is what "the server cannot be reached (now)" looks like, and
+:data:`DRIVER_ERRORS` is everything the driver raises for a failed statement or
+connection (a URL that is not PostgreSQL's is one too: asyncpg parses the URL and
+refuses another scheme with an ``InterfaceError`` naming it).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+MIN_SIZE = 1
+MAX_SIZE = 4
+CONNECT_TIMEOUT = 5.0  # seconds to open one connection (asyncpg's own default is 60)
+
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,  # includes a connection closed under the statement
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # the server is starting or shutting down
+    asyncpg.AdminShutdownError,
+)
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, asyncpg.PostgresError)
+
+
+async def create_pool(
+    url: str,
+    *,
+    max_size: int = MAX_SIZE,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    command_timeout: float | None = None,
+) -> asyncpg.Pool:
+    """A pool of ``MIN_SIZE``..``max_size`` connections; the first one is opened now, so
+    an unreachable server or a refused login is raised here (as a driver error)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url,
+        min_size=MIN_SIZE,
+        max_size=max_size,
+        timeout=connect_timeout,
+        command_timeout=command_timeout,
+    )
+    return pool
+
+
+async def connect(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> asyncpg.Connection:
+    """One connection of its own, outside any pool (its session is the caller's)."""
+    conn: asyncpg.Connection = await asyncpg.connect(url, timeout=connect_timeout)
+    return conn

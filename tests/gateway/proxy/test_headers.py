@@ -1,0 +1,99 @@
+"""Header rewriting (pure), and on the wire a Connection header naming Host."""
+
+from __future__ import annotations
+
+from gateway.proxy.headers import TrustedProxies, request_headers, response_headers
+from tests.gateway.http.wire import converse, open_site
+
+
+def test_trusted_proxy_forwarded_headers_are_extended() -> None:
+    trusted = TrustedProxies(["10.0.0.0/8"])
+    incoming = [
+        (b"host", b"api.example.com"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"public.example.com"),
+    ]
+    out = dict(request_headers(incoming, "10.1.1.1", "http", "10.1.1.1" in trusted).headers)
+    assert out[b"x-forwarded-for"] == b"1.2.3.4, 10.1.1.1"
+    assert out[b"x-forwarded-proto"] == b"https"
+    assert out[b"x-forwarded-host"] == b"public.example.com"
+    assert out[b"host"] == b"api.example.com"
+    assert "8.8.8.8" not in trusted and "not-an-ip" not in trusted
+
+
+def test_untrusted_forwarded_headers_are_replaced() -> None:
+    incoming = [(b"host", b"h"), (b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-proto", b"ftp")]
+    out = dict(request_headers(incoming, "192.0.2.9", "http", False).headers)
+    assert out[b"x-forwarded-for"] == b"192.0.2.9" and out[b"x-forwarded-proto"] == b"http"
+
+
+def test_hop_by_hop_and_connection_named_headers_are_removed() -> None:
+    incoming = [
+        (b"host", b"h"),
+        (b"connection", b"x-a, Keep-Alive"),
+        (b"x-a", b"1"),
+        (b"keep-alive", b"5"),
+        (b"te", b"trailers"),
+        (b"transfer-encoding", b"chunked"),
+        (b"proxy-connection", b"x"),
+        (b"upgrade", b"h2c"),
+        (b"content-length", b"5"),
+        (b"traceparent", b"00-1-2-01"),
+    ]
+    out = request_headers(incoming, "127.0.0.1", "http", False, rewrite_host=b"backend:81")
+    names = [n for n, _ in out.headers]
+    assert names.count(b"host") == 1 and dict(out.headers)[b"host"] == b"backend:81"
+    for gone in (
+        b"connection",
+        b"x-a",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"proxy-connection",
+        b"upgrade",
+        b"content-length",
+    ):
+        assert gone not in names
+    assert dict(out.headers)[b"traceparent"] == b"00-1-2-01"
+    assert len(out.request_id) == 32
+
+
+def test_response_headers_drop_hop_by_hop_and_add_extras() -> None:
+    out = response_headers(
+        [
+            (b"connection", b"close, x-b"),
+            (b"x-b", b"1"),
+            (b"content-type", b"text/plain"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        [(b"x-strangler-route", b"r")],
+    )
+    assert out == [(b"content-type", b"text/plain"), (b"x-strangler-route", b"r")]
+
+
+def test_connection_cannot_remove_host() -> None:
+    incoming = [(b"host", b"shop.example"), (b"connection", b"Host, x-a"), (b"x-a", b"1")]
+    out = request_headers(incoming, "127.0.0.1", "http", False)
+    assert dict(out.headers)[b"host"] == b"shop.example" and out.host == b"shop.example"
+    assert b"x-a" not in dict(out.headers)
+
+
+async def test_connection_host_on_the_wire_keeps_the_clients_host() -> None:
+    with open_site() as site:
+        responses, _ = await converse(
+            site.port,
+            b"GET /h HTTP/1.1\r\nHost: shop.example\r\nConnection: Host\r\n\r\n",
+            timeout=1,
+        )
+    assert responses[0].status == 200
+    echoed = dict(responses[0].json()["headers"])
+    assert echoed["host"] == "shop.example" and echoed["x-forwarded-host"] == "shop.example"
+
+
+def test_claims_of_the_client_address_pass_only_from_trusted_proxies() -> None:
+    claims = [(b"x-real-ip", b"6.6.6.6"), (b"forwarded", b"for=6.6.6.6"), (b"true-client-ip", b"6")]
+    untrusted = request_headers([(b"host", b"a"), *claims], "10.0.0.9", "http", trusted=False)
+    assert not {n for n, _ in untrusted.headers} & {n for n, _ in claims}
+    trusted = request_headers([(b"host", b"a"), *claims], "10.0.0.9", "http", trusted=True)
+    assert {n for n, _ in claims} <= {n for n, _ in trusted.headers}

@@ -1,0 +1,159 @@
+"""The admin API in-process (httpx's ASGITransport), with stub hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.config import Config, load_file, parse
+from gateway.metrics.registry import GatewayMetrics
+from gateway.runtime.access import AccessPolicy
+from gateway.runtime.admin import AdminHooks, build_admin
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMIN = "http://127.0.0.1:9901"  # the admin listen address of the repository's routes.yaml
+
+
+def hooks(
+    token: str | None = None,
+    ok: bool = True,
+    metrics_token: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+    config: Config | None = None,
+) -> AdminHooks:
+    metrics = GatewayMetrics()
+    metrics.requests.inc(("orders-reads", "legacy", "2xx"), 8)
+    metrics.requests.inc(("orders-reads", "orders-v2", "2xx"), 2)
+    config = config or load_file(ROOT / "routes.yaml")
+    policy = AccessPolicy(config.admin_listen, allowed_hosts, token, metrics_token)
+
+    def reload() -> tuple[bool, list[str]]:
+        return (True, []) if ok else (False, ["routes.yaml:1:1: broken"])
+
+    def snapshot() -> dict[str, Any]:
+        return metrics.registry.snapshot()
+
+    return AdminHooks(
+        config=lambda: config, snapshot=snapshot, reload=reload, ready=lambda: True, policy=policy
+    )
+
+
+def client(h: AdminHooks, client_ip: str = "127.0.0.1", base: str = ADMIN) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=build_admin(h), client=(client_ip, 1234))
+    return httpx.AsyncClient(transport=transport, base_url=base)
+
+
+async def test_routes_show_weights_and_live_counts() -> None:
+    async with client(hooks()) as c:
+        routes = (await c.get("/admin/routes")).json()["routes"]
+    reads = routes[0]
+    assert reads["name"] == "orders-reads"
+    assert reads["backends"] == [
+        {"backend": "orders-v2", "weight": 20, "share": 0.2, "requests": 2},
+        {"backend": "legacy", "weight": 80, "share": 0.8, "requests": 8},
+    ]
+
+
+async def test_health_metrics_config_and_reload() -> None:
+    async with client(hooks()) as c:
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.get("/readyz")).text == "ready\n"
+        metrics = await c.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "strangler_requests_total" in metrics.text
+        assert (await c.get("/admin/config")).json()["version"] == 1
+        assert (await c.post("/admin/reload")).json() == {"reloaded": True}
+        assert (await c.get("/admin/reload")).status_code == 405
+    async with client(hooks(ok=False)) as c:
+        refused = await c.post("/admin/reload")
+    assert refused.status_code == 422 and refused.json()["problems"] == ["routes.yaml:1:1: broken"]
+
+
+async def test_without_token_only_loopback_is_served() -> None:
+    async with client(hooks(), client_ip="10.1.2.3") as c:
+        assert (await c.get("/metrics")).status_code == 403
+    async with client(hooks(), client_ip="::1") as c:
+        assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_with_token_every_call_needs_it() -> None:
+    async with client(hooks(token="t0k"), client_ip="127.0.0.1") as c:
+        assert (await c.get("/healthz")).status_code == 401
+        assert (
+            await c.get("/healthz", headers={"authorization": "Bearer wrong"})
+        ).status_code == 401
+        assert (await c.get("/healthz", headers={"authorization": "Bearer t0k"})).status_code == 200
+
+
+async def test_a_host_that_is_not_the_admin_listener_is_refused() -> None:
+    async with client(hooks(), base="http://rebound.example:9901") as c:
+        refused = await c.get("/admin/config")
+    assert refused.status_code == 403
+    assert 'host "rebound.example:9901"' in refused.json()["error"]
+    for base in ("http://localhost:9901", "http://[::1]:9901"):
+        async with client(hooks(), base=base) as c:
+            assert (await c.get("/admin/config")).status_code == 200, base
+    async with client(hooks(allowed_hosts=("admin.internal",)), base="http://admin.internal") as c:
+        assert (await c.get("/admin/config")).status_code == 200
+
+
+async def test_without_token_cross_site_state_changes_are_refused() -> None:
+    async with client(hooks()) as c:
+        form = await c.post("/admin/reload", data={"a": "1"})
+        text = await c.post("/admin/reload", content=b"x", headers={"content-type": "text/plain"})
+        foreign = await c.post("/admin/reload", headers={"origin": "http://evil.example"})
+        own = await c.post("/admin/reload", json={}, headers={"origin": ADMIN})
+        bare = await c.post("/admin/reload")
+    assert [r.status_code for r in (form, text, foreign)] == [403, 403, 403]
+    assert "http://evil.example" in foreign.json()["error"]
+    assert own.json() == {"reloaded": True} and bare.json() == {"reloaded": True}
+
+
+async def test_with_token_a_post_without_authorization_is_refused_from_loopback() -> None:
+    async with client(hooks(token="t0k")) as c:
+        simple = await c.post("/admin/reload", data={"a": "1"})
+        allowed = await c.post("/admin/reload", headers={"authorization": "Bearer t0k"})
+    assert simple.status_code == 401 and simple.headers["www-authenticate"] == "Bearer"
+    assert allowed.json() == {"reloaded": True}
+
+
+async def test_a_non_ascii_authorization_header_is_401_not_500() -> None:
+    async with client(hooks(token="t0k")) as c:
+        for value in ("Bearer caf\u00e9".encode(), b"Bearer \xff\xfe"):
+            reply = await c.get("/admin/config", headers={b"authorization": value})
+            assert reply.status_code == 401, value
+
+
+SECRET_STORES = """
+shadow_store: {url: "postgresql://shadow:s3cret@db/shadow"}
+"""
+
+
+async def test_config_endpoint_masks_credentials() -> None:
+    text = (ROOT / "routes.yaml").read_text()
+    text = text.replace(
+        'outbox: {url: "sqlite:///./strangler-outbox.db"}',
+        'outbox: {url: "postgresql://gw:hunter2@db:5432/outbox"}',
+    )
+    config = parse(text + SECRET_STORES)
+    assert config.outbox["url"] == "postgresql://gw:hunter2@db:5432/outbox"
+    async with client(hooks(config=config)) as c:
+        reply = await c.get("/admin/config")
+    shown = reply.json()
+    assert "hunter2" not in reply.text and "s3cret" not in reply.text
+    assert shown["outbox"]["url"] == "postgresql://gw:***@db:5432/outbox"
+    assert shown["shadow_store"]["url"] == "postgresql://shadow:***@db/shadow"
+    assert shown["admin"]["token_env"] == "STRANGLER_ADMIN_TOKEN"
+
+
+async def test_metrics_token_opens_metrics_and_nothing_else() -> None:
+    scrape = {"authorization": "Bearer scrape"}
+    async with client(hooks(token="adm", metrics_token="scrape")) as c:
+        assert (await c.get("/metrics", headers=scrape)).status_code == 200
+        assert (await c.get("/metrics", headers={"authorization": "Bearer adm"})).status_code == 200
+        assert (await c.get("/admin/config", headers=scrape)).status_code == 401
+        assert (await c.get("/readyz", headers=scrape)).status_code == 401
+    async with client(hooks(token="adm")) as c:
+        assert (await c.get("/metrics", headers=scrape)).status_code == 401
