@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.istio import cli as istio_cli
 
     istio_cli.add_commands(sub, common)
+    from gateway.rollout import cli as rollout_cli
+
+    rollout_cli.add_commands(sub, common)
     from strangler_events import cli as events_cli
 
     events_cli.add_commands(sub, common)

@@ -30,6 +30,8 @@ def cross_check(doc: dict[str, Any], ck: Checker) -> None:
             )
         seen.setdefault(route["name"], i)
         _check_route(route, rpath, backends, ck)
+        if route["rollout"] is not None:
+            check_rollout(route, join(rpath, "rollout"), legacy, ck)
         match = match_of(route["match"])
         for j, cap in enumerate(route["capture"]):
             cpath = join(join(rpath, "capture"), j)
@@ -119,4 +121,43 @@ def check_capture_path(
         ck.problem(
             join(path, "path"),
             f"{cap['path']} is outside route '{route}' ({match.kind} {match.path})",
+        )
+
+
+def check_rollout(route: dict[str, Any], path: str, legacy: frozenset[str], ck: Checker) -> None:
+    """A rollout steps up a new backend of its route's split, in increasing weights."""
+    rollout = route["rollout"]
+    backend = rollout["backend"]
+    before = len(ck.problems)
+    if backend not in route["split"]:
+        ck.problem(
+            join(path, "backend"),
+            f"'{backend}' is not in route '{route['name']}' split "
+            f"({', '.join(route['split'])}); a rollout moves weight between them",
+        )
+    elif backend in legacy or backend == route["fallback"]:
+        ck.problem(
+            join(path, "backend"),
+            f"'{backend}' is the legacy or fallback backend; a rollout steps up a new one",
+        )
+    elif len(route["split"]) < 2:
+        ck.problem(join(path, "backend"), "the split needs another backend to take weight from")
+    previous = -1
+    for i, step in enumerate(rollout["steps"]):
+        if step["weight"] <= previous:
+            ck.problem(
+                join(join(join(path, "steps"), i), "weight"),
+                f"step weights must increase: {step['weight']} follows {previous}",
+            )
+        previous = max(previous, step["weight"])
+    shadow = route["shadow"]
+    if (
+        len(ck.problems) == before
+        and rollout["gates"]["shadow_match"] is not None
+        and (shadow is None or shadow["backend"] != backend)
+    ):
+        ck.problem(
+            join(join(path, "gates"), "shadow_match"),
+            f"the shadow_match gate needs shadow: {{backend: {backend}}} on route "
+            f"'{route['name']}' (the comparisons it judges)",
         )

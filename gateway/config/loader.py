@@ -17,12 +17,15 @@ from gateway.config.model import (
     Backend,
     Capture,
     Config,
+    Gates,
     Noise,
     Outlier,
     ProxySettings,
     Retries,
+    Rollout,
     Route,
     Shadow,
+    Step,
     legacy_backends,
     match_of,
 )
@@ -123,6 +126,25 @@ def _build_capture(c: dict[str, Any], legacy: frozenset[str]) -> Capture:
     return Capture(**{**c, "backends": frozenset(c["backends"]) if c["backends"] else legacy})
 
 
+def _build_rollout(spec: dict[str, Any]) -> Rollout:
+    gates = spec["gates"]
+    error_rate, latency, shadow = gates["error_rate"], gates["latency_p99"], gates["shadow_match"]
+    return Rollout(
+        backend=spec["backend"],
+        steps=tuple(Step(**step) for step in spec["steps"]),
+        interval=spec["interval"],
+        min_requests=spec["min_requests"],
+        gates=Gates(
+            error_rate_max=error_rate["max"],
+            error_rate_max_over_legacy=error_rate["max_over_legacy"],
+            latency_p99_max_ratio=latency["max_ratio"],
+            shadow_match_min=shadow["min"] if shadow else None,
+            shadow_min_compared=shadow["min_compared"] if shadow else Gates().shadow_min_compared,
+        ),
+        failures_before_rollback=spec["failures_before_rollback"],
+    )
+
+
 def _build_route(spec: dict[str, Any], legacy: frozenset[str]) -> Route:
     retries = spec["retries"]
     shadow = spec["shadow"]
@@ -144,6 +166,7 @@ def _build_route(spec: dict[str, Any], legacy: frozenset[str]) -> Route:
         max_body_bytes=spec["max_body_bytes"],
         shadow=_build_shadow(shadow) if shadow else None,
         capture=tuple(_build_capture(c, legacy) for c in spec["capture"]),
+        rollout=_build_rollout(spec["rollout"]) if spec["rollout"] else None,
     )
 
 
@@ -166,4 +189,5 @@ def _build(doc: dict[str, Any], file: str) -> Config:
         shadow_store_url=doc["shadow_store"]["url"] if doc["shadow_store"] else None,
         istio=doc["istio"],
         raw=doc,
+        rollout_store_url=doc["rollout_store"]["url"],
     )

@@ -21,13 +21,19 @@ from typing import Any
 from gateway.config.spec import (
     BACKEND,
     CAPTURE,
+    ERROR_RATE,
     KUBERNETES,
+    LATENCY_P99,
     MATCH,
     NOISE,
     OUTLIER,
     PROXY,
     RETRIES,
+    ROLLOUT,
+    ROLLOUT_STORE,
     SHADOW,
+    SHADOW_MATCH,
+    STEP,
     TIMEOUTS,
 )
 
@@ -196,6 +202,44 @@ class Capture:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One rollout step: the new backend's weight, whether an operator approves it first,
+    and its own interval (None: the rollout's)."""
+
+    weight: int
+    approve: bool = STEP.default_of("approve")
+    interval: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """What a step must show before the next: fractions (0.01 is 1%); None turns a gate off."""
+
+    error_rate_max: float | None = ERROR_RATE.default_of("max")
+    error_rate_max_over_legacy: float | None = ERROR_RATE.default_of("max_over_legacy")
+    latency_p99_max_ratio: float | None = LATENCY_P99.default_of("max_ratio")
+    shadow_match_min: float | None = None
+    shadow_min_compared: int = SHADOW_MATCH.default_of("min_compared")
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A route's progressive rollout (the ``rollout:`` block)."""
+
+    backend: str
+    steps: tuple[Step, ...]
+    interval: float = ROLLOUT.default_of("interval")
+    min_requests: int = ROLLOUT.default_of("min_requests")
+    gates: Gates = field(default_factory=Gates)
+    failures_before_rollback: int = ROLLOUT.default_of("failures_before_rollback")
+
+    def interval_of(self, index: int) -> float:
+        """The interval of step ``index``."""
+        own = self.steps[index].interval
+        return own if own is not None else self.interval
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     name: str
     match: Match
@@ -210,6 +254,7 @@ class Route:
     max_body_bytes: int | None = None
     shadow: Shadow | None = None
     capture: tuple[Capture, ...] = ()
+    rollout: Rollout | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -245,6 +290,7 @@ class Config:
     shadow_store_url: str | None
     istio: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    rollout_store_url: str = ROLLOUT_STORE.default_of("url")
 
     @property
     def legacy(self) -> frozenset[str]:

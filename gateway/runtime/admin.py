@@ -1,7 +1,9 @@
 """The admin API on its own listener (Starlette; the only gateway module importing it).
 
 ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text), ``/admin/config``,
-``/admin/routes`` (weights and live counts) and ``POST /admin/reload``.  Every request
+``/admin/routes`` (weights and live counts), ``POST /admin/reload`` and the rollouts:
+``GET /admin/rollout[/{route}]`` and
+``POST /admin/rollout/{route}/start|pause|resume|approve|abort``.  Every request
 passes :func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
 cross-site rule); ``/admin/config`` shows the configuration with its credentials masked
 (:mod:`gateway.runtime.redact`).
@@ -23,6 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Config
 from gateway.metrics.registry import render
+from gateway.rollout.driver import ACTIONS, Driver, UnknownRollout
+from gateway.rollout.machine import InvalidTransition
+from gateway.rollout.store import StoreError
 from gateway.runtime.access import AccessPolicy, Call, decide
 from gateway.runtime.redact import redact
 
@@ -37,6 +42,7 @@ class AdminHooks:
     ready: Callable[[], bool]
     policy: AccessPolicy
     on_start: Callable[[], Awaitable[None]] | None = None
+    rollout: Driver | None = None
 
 
 class _Guard:
@@ -101,6 +107,55 @@ def _routes(config: Config, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _rollout_endpoints(
+    driver: Driver | None,
+) -> list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]]:
+    async def guarded(work: Callable[[], Awaitable[Any]]) -> Response:
+        if driver is None:
+            return JSONResponse({"error": "no route has a rollout: block"}, status_code=404)
+        try:
+            return JSONResponse(await work())
+        except UnknownRollout as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except InvalidTransition as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except StoreError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+
+    async def every(request: Request) -> Response:
+        return await guarded(lambda: _status(driver, None))
+
+    async def one(request: Request) -> Response:
+        return await guarded(lambda: _status(driver, request.path_params["route"]))
+
+    async def act(request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in ACTIONS:
+            known = ", ".join(ACTIONS)
+            return JSONResponse(
+                {"error": f"unknown rollout action '{action}' (known: {known})"}, status_code=404
+            )
+        return await guarded(lambda: _act(driver, request.path_params["route"], action))
+
+    return [
+        ("/admin/rollout", every, ["GET"]),
+        ("/admin/rollout/{route}", one, ["GET"]),
+        ("/admin/rollout/{route}/{action}", act, ["POST"]),
+    ]
+
+
+async def _status(driver: Driver | None, route: str | None) -> Any:
+    assert driver is not None
+    found = await driver.status(route)
+    return found[0] if route else {"rollouts": found}
+
+
+async def _act(driver: Driver | None, route: str, action: str) -> Any:
+    assert driver is not None
+    await driver.act(route, action)
+    return (await driver.status(route))[0]
+
+
 def build_admin(hooks: AdminHooks) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -134,6 +189,7 @@ def build_admin(hooks: AdminHooks) -> Starlette:
         ("/admin/config", config, ["GET"]),
         ("/admin/routes", routes, ["GET"]),
         ("/admin/reload", reload, ["POST"]),
+        *_rollout_endpoints(hooks.rollout),
     ]
 
     @asynccontextmanager

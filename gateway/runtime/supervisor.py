@@ -36,8 +36,11 @@ import uvicorn
 
 from gateway.config import Config, ConfigError, parse, read_text
 from gateway.metrics.registry import GatewayMetrics, merge, read_snapshots
+from gateway.rollout.driver import Driver
+from gateway.rollout.store import StoreError
 from gateway.runtime.access import AccessPolicy
 from gateway.runtime.admin import AdminHooks, build_admin
+from gateway.runtime.wiring import make_rollout_store, make_shadow_tallies
 from gateway.tasks import spawn
 
 log = logging.getLogger("strangler")
@@ -217,6 +220,35 @@ def admin_policy(config: Config, environ: Mapping[str, str]) -> AccessPolicy:
     )
 
 
+def make_driver(supervisor: Supervisor) -> Driver | None:
+    """The rollout driver, when any route has a ``rollout:`` block (started with the admin)."""
+    store = make_rollout_store(supervisor.config)
+    if store is None:
+        return None
+    return Driver(
+        store,
+        lambda: supervisor.config,
+        supervisor.snapshot,
+        supervisor.metrics.registry,
+        make_shadow_tallies(supervisor.config),
+    )
+
+
+async def drive(driver: Driver, period: float = WATCH_INTERVAL) -> None:
+    """Judge the rollouts about once a second, for as long as the admin runs."""
+    await driver.store.init()
+    failing = False
+    while True:
+        try:
+            await driver.tick()
+            failing = False
+        except StoreError as exc:
+            if not failing:
+                log.error("rollout store failed; rollouts wait: %s", exc)
+            failing = True
+        await asyncio.sleep(period)
+
+
 def serve(config: Config, workers: int, config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -235,10 +267,13 @@ def serve(config: Config, workers: int, config_path: str) -> int:
         )
         return 1
     supervisor.start()
+    driver = make_driver(supervisor)
 
     async def on_start() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, supervisor.reload)
         spawn(supervisor.watch(), name="supervisor-watch")
+        if driver is not None:
+            spawn(drive(driver), name="rollout-driver")
 
     admin = build_admin(
         AdminHooks(
@@ -248,6 +283,7 @@ def serve(config: Config, workers: int, config_path: str) -> int:
             ready=supervisor.ready,
             policy=policy,
             on_start=on_start,
+            rollout=driver,
         )
     )
 

@@ -22,8 +22,12 @@ from gateway.proxy.generation import Generation
 from gateway.proxy.ports import Hook
 from gateway.proxy.proxy import Proxy
 from gateway.proxy.websocket import relay
+from gateway.rollout.evidence import ShadowTally
+from gateway.rollout.store import RolloutStore
+from gateway.rollout.store import open_store as open_rollouts
 from shadow.mirror import Mirror
-from shadow.store import DEFAULT_URL
+from shadow.report.aggregate import build as shadow_report
+from shadow.store import DEFAULT_URL, ResultStore, StoreError
 from shadow.store import open_store as open_results
 
 log = logging.getLogger("strangler.worker")
@@ -49,6 +53,42 @@ def make_mirror(config: Config, metrics: GatewayMetrics) -> Mirror | None:
         return None
     store = open_results(config.shadow_store_url or DEFAULT_URL)
     return Mirror(config.backends, metrics.registry, store)
+
+
+def make_rollout_store(config: Config) -> RolloutStore | None:
+    """The shared rollout store, when any route has a ``rollout:`` block."""
+    if not any(route.rollout for route in config.routes):
+        return None
+    return open_rollouts(config.rollout_store_url)
+
+
+class ShadowTallies:
+    """The rollout driver's view of the shadow results: one route's comparisons since a
+    time, summed over its endpoints, with the endpoint and field that differed most."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    async def __call__(self, route: str, since: float) -> ShadowTally:
+        try:
+            results = await self.store.results(since, route)
+        except StoreError as exc:
+            log.error("shadow results unreadable for the rollout of %s: %s", route, exc)
+            return ShadowTally()
+        endpoints = shadow_report(results).endpoints
+        worst = max(endpoints, key=lambda e: e.differing, default=None)
+        top = worst.fields[0].path if worst is not None and worst.fields else ""
+        where = f"{worst.method} {worst.endpoint}" if worst is not None and worst.differing else ""
+        return ShadowTally(
+            sum(e.compared for e in endpoints), sum(e.matched for e in endpoints), where, top
+        )
+
+
+def make_shadow_tallies(config: Config) -> ShadowTallies | None:
+    """The shadow results the rollout gates read, when any route shadows traffic."""
+    if not any(route.shadow for route in config.routes):
+        return None
+    return ShadowTallies(open_results(config.shadow_store_url or DEFAULT_URL))
 
 
 def _recorder_hooks(recorder: Recorder) -> tuple[Hook, Hook]:

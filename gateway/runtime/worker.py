@@ -31,7 +31,9 @@ from gateway.config import ConfigError, load_file
 from gateway.http.server import protocol_class
 from gateway.metrics.registry import GatewayMetrics
 from gateway.proxy.generation import Generation
-from gateway.runtime.wiring import build_proxy, count_refusals
+from gateway.rollout.follower import Follower
+from gateway.rollout.weights import Weights, with_weights
+from gateway.runtime.wiring import build_proxy, count_refusals, make_rollout_store
 from gateway.tasks import spawn
 
 log = logging.getLogger("strangler.worker")
@@ -63,6 +65,13 @@ class Worker:
             self.config, self.metrics, on_startup=[self._started], on_shutdown=[self._stopping]
         )
         self._flusher: asyncio.Task[None] | None = None
+        rollouts = make_rollout_store(self.config)
+        self.follower = Follower(rollouts, self._apply_weights) if rollouts else None
+        self._following: asyncio.Task[None] | None = None
+
+    def _apply_weights(self, weights: Weights) -> None:
+        log.info("rollout weights now %s", dict(weights))
+        self.proxy.swap(Generation(with_weights(self.config, weights)))
 
     def reload(self) -> None:
         try:
@@ -71,7 +80,8 @@ class Worker:
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
         self.config = config
-        self.proxy.swap(Generation(config))
+        weights = self.follower.weights if self.follower is not None else {}
+        self.proxy.swap(Generation(with_weights(config, weights)))
 
     async def _started(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,6 +89,9 @@ class Worker:
         if self.hangups is not None and self.hangups.pending:
             log.info("reloading: SIGHUP arrived while starting")
             self.reload()
+        if self.follower is not None:
+            await self.follower.poll()  # serve the shared weights from the first request
+            self._following = spawn(self.follower.run(), name="rollout-weights")
         self.metrics.registry.write(self.metrics_dir)
         self._flusher = spawn(self._flush(), name="metrics-snapshot")
         # What exists now (modules, configuration) lives as long as the worker: keep it out
@@ -98,6 +111,10 @@ class Worker:
     async def _stopping(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
+        if self._following is not None:
+            self._following.cancel()
+        if self.follower is not None:
+            await self.follower.store.close()
         self.metrics.registry.write(self.metrics_dir)
 
     def run(self, sock: socket.socket) -> None:

@@ -175,3 +175,57 @@ def test_accepted_placeholders_compile_into_capture_rules(template: str) -> None
     (rule,) = compile_rules((capture,))
     concrete = template.replace("{", "").replace("}", "")
     assert rule.pattern.fullmatch(concrete) is not None
+
+
+ROLLOUT_BASE = """\
+version: 1
+backends:
+  legacy: {url: "http://127.0.0.1:9001"}
+  orders-v2: {url: "http://127.0.0.1:9002"}
+routes:
+  - name: orders
+    split: {orders-v2: 0, legacy: 100}
+    shadow: {backend: orders-v2}
+    rollout:
+      backend: orders-v2
+      steps: [5, 25, {weight: 100, approve: true}]
+      gates: {shadow_match: {min: 99.5%}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "backend: orders-v2\n      steps",
+            "backend: orders-v3\n      steps",
+            "routes.yaml:10:16: routes[0].rollout.backend: 'orders-v3' is not in route "
+            "'orders' split (orders-v2, legacy); a rollout moves weight between them",
+        ),
+        (
+            "backend: orders-v2\n      steps",
+            "backend: legacy\n      steps",
+            "routes.yaml:10:16: routes[0].rollout.backend: 'legacy' is the legacy or "
+            "fallback backend; a rollout steps up a new one",
+        ),
+        (
+            "steps: [5, 25,",
+            "steps: [5, 5,",
+            "routes.yaml:11:18: routes[0].rollout.steps[1].weight: step weights must "
+            "increase: 5 follows 5",
+        ),
+        (
+            "    shadow: {backend: orders-v2}\n",
+            "",
+            "routes.yaml:11:29: routes[0].rollout.gates.shadow_match: the shadow_match gate "
+            "needs shadow: {backend: orders-v2} on route 'orders' (the comparisons it judges)",
+        ),
+    ],
+)
+def test_rollout_cross_checks(old: str, new: str, message: str) -> None:
+    assert old in ROLLOUT_BASE
+    assert cross_problems(ROLLOUT_BASE.replace(old, new, 1)) == [message]
+
+
+def test_a_consistent_rollout_has_no_problems() -> None:
+    assert cross_problems(ROLLOUT_BASE) == []

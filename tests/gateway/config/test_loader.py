@@ -406,3 +406,85 @@ def test_read_text_refuses_what_load_file_refuses(tmp_path: Path) -> None:
         read_text(path)
     path.write_bytes(BASE.encode())
     assert read_text(path) == BASE
+
+
+ROLLOUT_DOC = """\
+version: 1
+backends:
+  legacy: {url: "http://127.0.0.1:9001"}
+  orders-v2: {url: "http://127.0.0.1:9002"}
+routes:
+  - name: orders-reads
+    match: {prefix: /api/orders, methods: [GET, HEAD]}
+    split: {orders-v2: 0, legacy: 100}
+    sticky: {header: x-user-id}
+    shadow: {backend: orders-v2, percent: 100}
+    rollout:
+      backend: orders-v2
+      steps: [5, 25, 50, {weight: 75, approve: true, interval: 5m}, 100]
+      interval: 1m
+      min_requests: 200
+      gates:
+        error_rate: {max: 1%, max_over_legacy: 0.5%}
+        latency_p99: {max_ratio: 1.25}
+        shadow_match: {min: 99.5%, min_compared: 100}
+      failures_before_rollback: 2
+"""
+
+
+def test_the_rollout_block_reads_into_the_model() -> None:
+    from gateway.config.model import Gates, Rollout, Step
+
+    rollout = parse(ROLLOUT_DOC).routes[0].rollout
+    assert rollout == Rollout(
+        backend="orders-v2",
+        steps=(Step(5), Step(25), Step(50), Step(75, True, 300.0), Step(100)),
+        interval=60.0,
+        min_requests=200,
+        gates=Gates(0.01, 0.005, 1.25, 0.995, 100),
+        failures_before_rollback=2,
+    )
+    assert rollout.interval_of(3) == 300.0 and rollout.interval_of(0) == 60.0
+
+
+def test_rollout_defaults_judge_errors_and_latency_not_shadow() -> None:
+    text = ROLLOUT_DOC.split("      interval: 1m")[0].replace(", interval: 5m", "")
+    rollout = parse(text).routes[0].rollout
+    assert rollout is not None
+    assert rollout.gates.error_rate_max == 0.01 and rollout.gates.latency_p99_max_ratio == 1.25
+    assert rollout.gates.shadow_match_min is None
+    assert (rollout.interval, rollout.min_requests, rollout.failures_before_rollback) == (
+        60,
+        200,
+        2,
+    )
+    assert parse(text).rollout_store_url == "sqlite:///./strangler-rollout.db"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "max: 1%",
+            "max: 1",
+            "routes.yaml:17:27: routes[0].rollout.gates.error_rate.max: expected a percentage "
+            'such as "1%" or "99.5%", got an integer (1)',
+        ),
+        (
+            "min: 99.5%",
+            "min: 199.5%",
+            "routes.yaml:19:29: routes[0].rollout.gates.shadow_match.min: expected a percentage "
+            'between 0% and 100%, got "199.5%"',
+        ),
+        (
+            "steps: [5,",
+            "steps: [500,",
+            "routes.yaml:13:15: routes[0].rollout.steps[0].weight: expected the new backend's "
+            "weight <= 100, got 500",
+        ),
+    ],
+)
+def test_rollout_shape_problems_name_the_field(old: str, new: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(ROLLOUT_DOC.replace(old, new, 1))
+    assert [str(p) for p in info.value.problems] == [message]

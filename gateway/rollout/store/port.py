@@ -1,0 +1,48 @@
+"""The rollout store port: one row per route holding its :class:`State` (phase, step,
+the new backend's weight, every judged step with its evidence) and a version.
+
+``put`` is a compare-and-set on that version, so two processes driving the same route
+cannot overwrite each other's transition unseen; :class:`Conflict` says it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from gateway.rollout.machine import PENDING, State
+
+
+class StoreError(Exception):
+    """The rollout store failed or cannot be reached."""
+
+
+class Conflict(StoreError):
+    """Someone else changed the route's rollout since it was read."""
+
+
+class RolloutStore(Protocol):
+    url: str
+
+    async def init(self) -> None:
+        """Create the table if it does not exist."""
+
+    async def get(self, route: str) -> tuple[State, int] | None:
+        """The route's state and its version; None when it never started."""
+        ...
+
+    async def all(self) -> dict[str, tuple[State, int]]:
+        """Every route's state and version."""
+        ...
+
+    async def put(self, state: State, version: int) -> int:
+        """Store ``state`` if the stored version is still ``version`` (0: none stored);
+        the new version, else :class:`Conflict`."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def weights_of(states: Iterable[State]) -> dict[str, tuple[str, int]]:
+    """Route -> (new backend, its weight) for every rollout that moved weight."""
+    return {s.route: (s.backend, s.weight) for s in states if s.phase != PENDING}

@@ -1,0 +1,94 @@
+"""The PostgreSQL rollout store (asyncpg; pools opened by the toolkit's PostgreSQL seam):
+every gateway replica reads the same weights from it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from gateway.rollout.machine import State
+from gateway.rollout.store.port import Conflict, StoreError
+from strangler_events.storage.postgres import DRIVER_ERRORS, create_pool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS strangler_rollout (
+    route      TEXT PRIMARY KEY,
+    version    BIGINT NOT NULL,
+    state      TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise StoreError(f"PostgreSQL rollout store: {exc}") from exc
+
+
+class PostgresRollouts:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def _get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with translated():
+                self._pool = await create_pool(self.url, max_size=2)
+        return self._pool
+
+    async def init(self) -> None:
+        pool = await self._get()
+        async with translated():
+            await pool.execute(SCHEMA)
+
+    async def get(self, route: str) -> tuple[State, int] | None:
+        return (await self._select(route)).get(route)
+
+    async def all(self) -> dict[str, tuple[State, int]]:
+        return await self._select(None)
+
+    async def _select(self, route: str | None) -> dict[str, tuple[State, int]]:
+        pool = await self._get()
+        sql = "SELECT route, version, state FROM strangler_rollout"
+        async with translated():
+            if route is None:
+                rows = await pool.fetch(sql)
+            else:
+                rows = await pool.fetch(sql + " WHERE route = $1", route)
+        return {r[0]: (State.from_json(json.loads(r[2])), int(r[1])) for r in rows}
+
+    async def put(self, state: State, version: int) -> int:
+        pool = await self._get()
+        text = json.dumps(state.to_json())
+        async with translated():
+            if version == 0:
+                status = await pool.execute(
+                    "INSERT INTO strangler_rollout (route, version, state) VALUES ($1, 1, $2) "
+                    "ON CONFLICT (route) DO NOTHING",
+                    state.route,
+                    text,
+                )
+            else:
+                status = await pool.execute(
+                    "UPDATE strangler_rollout SET version = version + 1, state = $1, "
+                    "updated_at = now() WHERE route = $2 AND version = $3",
+                    text,
+                    state.route,
+                    version,
+                )
+        if not status.endswith(" 1"):
+            raise Conflict(
+                f"the rollout of {state.route} changed meanwhile (not version {version})"
+            )
+        return version + 1
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

@@ -1,0 +1,93 @@
+"""The embedded SQLite rollout store (opened by the toolkit's SQLite seam, WAL so every
+worker process reads it while the supervisor writes)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+
+from gateway.rollout.machine import State
+from gateway.rollout.store.port import Conflict, StoreError
+from strangler_events.storage.sqlite import Lazy, sqlite_path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS strangler_rollout (
+    route      TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreError(f"SQLite rollout store: {exc}") from exc
+
+
+class SqliteRollouts:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.path = sqlite_path(url)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        self._sqlite = Lazy(self.path)
+
+    async def _conn(self) -> aiosqlite.Connection:
+        async with translated():
+            return await self._sqlite.get()
+
+    async def init(self) -> None:
+        db = await self._conn()
+        async with translated(), self._sqlite.lock:
+            await db.executescript(SCHEMA)
+
+    async def get(self, route: str) -> tuple[State, int] | None:
+        return (await self._select(route)).get(route)
+
+    async def all(self) -> dict[str, tuple[State, int]]:
+        return await self._select(None)
+
+    async def _select(self, route: str | None) -> dict[str, tuple[State, int]]:
+        db = await self._conn()
+        sql = "SELECT route, version, state FROM strangler_rollout"
+        args: tuple[str, ...] = ()
+        if route is not None:
+            sql, args = sql + " WHERE route = ?", (route,)
+        async with translated(), self._sqlite.lock:
+            rows = await (await db.execute(sql, args)).fetchall()
+        return {r[0]: (State.from_json(json.loads(r[2])), int(r[1])) for r in rows}
+
+    async def put(self, state: State, version: int) -> int:
+        db = await self._conn()
+        text = json.dumps(state.to_json())
+        async with translated(), self._sqlite.lock:
+            if version == 0:
+                cursor = await db.execute(
+                    "INSERT INTO strangler_rollout (route, version, state, updated_at) "
+                    "VALUES (?, 1, ?, ?) ON CONFLICT (route) DO NOTHING",
+                    (state.route, text, time.time()),
+                )
+            else:
+                cursor = await db.execute(
+                    "UPDATE strangler_rollout SET version = version + 1, state = ?, "
+                    "updated_at = ? WHERE route = ? AND version = ?",
+                    (text, time.time(), state.route, version),
+                )
+        if cursor.rowcount != 1:
+            raise Conflict(
+                f"the rollout of {state.route} changed meanwhile (not version {version})"
+            )
+        return version + 1
+
+    async def close(self) -> None:
+        await self._sqlite.close()
