@@ -145,7 +145,8 @@ def read_outbox(path: Path) -> tuple[list[str], list[str]]:
 
 def build_report(soak: Soak, elapsed: float, outbox: tuple[list[str], list[str]]) -> dict[str, Any]:
     args, load = soak.args, soak.load
-    warm_at = min(120.0, 0.2 * args.minutes * 60)
+    # The allocator and caches settle over minutes: judge from 5 min (20% of a short run).
+    warm_at = min(300.0, 0.2 * args.minutes * 60)
     workers = drift(soak.samples, warm_at)
     max_drift = max((w.max_pct for w in workers.values()), default=0.0)
     explained_n = sum(explained(f, soak.windows) for f in load.failures)
@@ -162,7 +163,12 @@ def build_report(soak: Soak, elapsed: float, outbox: tuple[list[str], list[str]]
             "samples": len(soak.samples),
             "max_drift_pct": round(max_drift, 2),
             "workers": {
-                pid: {"warm_kib": w.warm_kib, "end_kib": w.end_kib, "max_pct": round(w.max_pct, 2)}
+                pid: {
+                    "warm_kib": w.warm_kib,
+                    "end_kib": w.end_kib,
+                    "max_pct": round(w.max_pct, 2),
+                    "max_sample_pct": round(w.max_sample_pct, 2),
+                }
                 for pid, w in workers.items()
             },
             "series": [{"t": round(t, 1), "kib": by_pid} for t, by_pid in soak.samples],

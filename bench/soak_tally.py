@@ -52,28 +52,45 @@ def explained(failure: Failure, windows: Iterable[Window]) -> bool:
     )
 
 
+WINDOW_S = 60.0  # RSS is judged by one-minute medians: single samples jump by a few MB
+
+
 @dataclass(frozen=True, slots=True)
 class Drift:
-    warm_kib: int
-    end_kib: int
-    max_pct: float  # largest |sample / warm - 1| after warm-up, in percent
+    warm_kib: int  # median of the first minute after warm-up
+    end_kib: int  # median of the last minute
+    max_pct: float  # largest |minute median / warm - 1| after warm-up, in percent
+    max_sample_pct: float  # the same for single samples (noisier; shown for reference)
+
+
+def _median(values: list[int]) -> int:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def drift(samples: Sequence[tuple[float, Mapping[int, int]]], warm_at: float) -> dict[int, Drift]:
-    """Per worker pid: RSS at the first sample at or after ``warm_at``, at the last sample,
-    and the largest deviation from the warm value in between.  A worker that appears only
-    after warm-up (it was restarted) is measured from its first sample."""
-    warm: dict[int, int] = {}
-    out: dict[int, Drift] = {}
+    """Per worker pid: the median RSS of each minute after ``warm_at``, compared with the
+    first such minute (a worker that appears only after warm-up, being restarted, is
+    measured from its own first minute); single-sample deviations are reported too."""
+    windows: dict[int, dict[int, list[int]]] = {}
     for at, by_pid in samples:
         if at < warm_at:
             continue
+        slot = int((at - warm_at) // WINDOW_S)
         for pid, kib in by_pid.items():
-            base = warm.setdefault(pid, kib)
-            pct = abs(kib / base - 1) * 100 if base else 0.0
-            previous = out.get(pid)
-            top = max(pct, previous.max_pct) if previous else pct
-            out[pid] = Drift(base, kib, top)
+            windows.setdefault(pid, {}).setdefault(slot, []).append(kib)
+    out: dict[int, Drift] = {}
+    for pid, slots in windows.items():
+        ordered = [slots[k] for k in sorted(slots)]
+        base = _median(ordered[0])
+        medians = [_median(w) for w in ordered]
+        every = [kib for w in ordered for kib in w]
+        out[pid] = Drift(
+            base,
+            medians[-1],
+            max(abs(m / base - 1) * 100 for m in medians) if base else 0.0,
+            max(abs(k / base - 1) * 100 for k in every) if base else 0.0,
+        )
     return out
 
 
@@ -124,11 +141,12 @@ def render(report: Mapping[str, Any]) -> str:
         f"strangler soak: {report['minutes']} min, {report['workers']} workers, "
         f"target {report['rate']} req/s, {report['clients']} clients",
         "",
-        "worker RSS (KiB):   warm-up      end   max drift",
+        "worker RSS (KiB, one-minute medians):   warm-up      end   max drift",
     ]
     for pid, w in sorted(rss["workers"].items()):
         lines.append(
             f"  pid {pid:>8}  {w['warm_kib']:>9,} {w['end_kib']:>9,}  {w['max_pct']:>6.1f}%"
+            f"   (single samples {w.get('max_sample_pct', 0.0):.1f}%)"
         )
     lines += [
         f"  warm-up at {rss['warm_at_s']:.0f}s, {rss['samples']} samples; "
