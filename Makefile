@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
-.PHONY: demo test lint bench bench-outbox bench-shadow bench-profile bench-soak clean
+.PHONY: demo test lint bench bench-outbox bench-eventstore bench-shadow bench-profile bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || { $(DEPS) venv && $(PYTHON) -m venv $(VENV); }
@@ -34,10 +34,15 @@ bench: $(STAMP)
 	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/eventstore.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
 
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox.py
+
+# A short run: DURATION=3 READ_EVENTS=50000 make bench-eventstore
+bench-eventstore: $(STAMP)
+	$(BIN)/python bench/eventstore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from strangler_events import cli as events_cli
 
     events_cli.add_commands(sub, common)
+    from strangler_events.eventstore import cli as eventstore_cli
+
+    eventstore_cli.add_commands(sub, common)
 
     p = sub.add_parser(
         "demo",

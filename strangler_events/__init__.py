@@ -14,7 +14,12 @@ import it.  What it offers:
 - :func:`records`, :class:`DeadLetter`, :func:`dead_letters`, :func:`replay`: reading a
   topic back, the dead-letter topic;
 - :func:`open_database`, :class:`Database`, :class:`Tx`, :class:`DatabaseError`: one
-  transaction seam on SQLite and PostgreSQL.
+  transaction seam on SQLite and PostgreSQL;
+- the write side: :func:`open_event_store` (:mod:`strangler_events.eventstore`, optimistic
+  concurrency, gap-free reads), :class:`Aggregate`, :class:`DomainEvent`, :func:`command`,
+  :func:`applies`, :class:`Repository`, :func:`handle`; the given-when-then kit is
+  :mod:`strangler_events.testing`;
+- :class:`PositionMismatch`: a stored position that no longer fits the log.
 
 (:func:`strangler_events.history.history` and :func:`strangler_events.reconcile.reconcile`
 share their module's name, so they are imported from their modules.)
@@ -50,10 +55,28 @@ _HOMES = {
     "DatabaseError": "strangler_events.database",
     "Tx": "strangler_events.database",
     "open_database": "strangler_events.database",
+    "open_event_store": "strangler_events.eventstore.factory",
+    "Aggregate": "strangler_events.aggregate",
+    "DomainEvent": "strangler_events.aggregate",
+    "applies": "strangler_events.aggregate",
+    "command": "strangler_events.aggregate",
+    "Repository": "strangler_events.repository",
+    "handle": "strangler_events.repository",
+    "CommandConflict": "strangler_events.repository",
+    "PositionMismatch": "strangler_events.mismatch",
 }
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
+    "Aggregate",
+    "CommandConflict",
+    "DomainEvent",
+    "PositionMismatch",
+    "Repository",
+    "applies",
+    "command",
+    "handle",
+    "open_event_store",
     "BadEvent",
     "ConsumerMetrics",
     "Database",
@@ -76,13 +99,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from strangler_events.aggregate import Aggregate, DomainEvent, applies, command
     from strangler_events.consumer import ConsumerMetrics, Handler, ResilientConsumer
     from strangler_events.database import Database, DatabaseError, Tx, open_database
     from strangler_events.dlq import DeadLetter, dead_letters, replay
     from strangler_events.envelope import BadEvent, Event, decode, encode
+    from strangler_events.eventstore.factory import open_event_store
     from strangler_events.history import records
     from strangler_events.inbox import Inbox
+    from strangler_events.mismatch import PositionMismatch
     from strangler_events.projection import Projection
+    from strangler_events.repository import CommandConflict, Repository, handle
     from strangler_events.upcast import TooNew, Upcasters
 
 
