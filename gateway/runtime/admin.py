@@ -1,16 +1,20 @@
-"""The admin API on its own listener (Starlette; the only gateway module importing it).
+"""The admin API on its own listener (Starlette: only this module and its dashboard import it).
 
 ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text), ``/admin/config``,
 ``/admin/routes`` (weights and live counts), ``POST /admin/reload`` and the rollouts:
 ``GET /admin/rollout[/{route}]`` and
-``POST /admin/rollout/{route}/start|pause|resume|approve|abort``.  Every request
-passes :func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
-cross-site rule); ``/admin/config`` shows the configuration with its credentials masked
-(:mod:`gateway.runtime.redact`).
+``POST /admin/rollout/{route}/start|pause|resume|approve|abort``; the dashboard: its page
+at ``/`` (:mod:`gateway.runtime.dashboard`: no data in it, it asks for the token itself)
+and ``/admin/stats``, which it polls (live weights, per backend figures from
+:mod:`gateway.runtime.stats`, the rollouts).  Every API request passes
+:func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
+cross-site rule); the page's own files need only the Host check.  ``/admin/config`` shows
+the configuration with its credentials masked (:mod:`gateway.runtime.redact`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,8 +32,11 @@ from gateway.metrics.registry import render
 from gateway.rollout.driver import ACTIONS, Driver, UnknownRollout
 from gateway.rollout.machine import InvalidTransition
 from gateway.rollout.store import StoreError
-from gateway.runtime.access import AccessPolicy, Call, decide
+from gateway.rollout.weights import with_weights
+from gateway.runtime.access import AccessPolicy, Call, decide, host_refusal
+from gateway.runtime.dashboard import PAGE_FILES, page_endpoints
 from gateway.runtime.redact import redact
+from gateway.runtime.stats import Window, backend_stats, sample
 
 
 @dataclass
@@ -58,7 +65,8 @@ class _Guard:
             call = Call.of(
                 scope["method"], scope["path"], client[0] if client else None, scope["headers"]
             )
-            refusal = decide(self.policy, call)
+            page = scope["method"] in ("GET", "HEAD") and scope["path"] in PAGE_FILES
+            refusal = host_refusal(self.policy, call) if page else decide(self.policy, call)
             if refusal is not None:
                 headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else None
                 response = JSONResponse(
@@ -156,6 +164,32 @@ async def _act(driver: Driver | None, route: str, action: str) -> Any:
     return (await driver.status(route))[0]
 
 
+def _stats_endpoint(hooks: AdminHooks) -> Callable[[Request], Awaitable[Response]]:
+    """``/admin/stats``: what the dashboard shows, in one call."""
+    window = Window()
+
+    async def stats(request: Request) -> Response:
+        config, snapshot = hooks.config(), hooks.snapshot()
+        rollouts: list[dict[str, Any]] = []
+        if hooks.rollout is not None:
+            try:
+                rollouts = await hooks.rollout.status()
+            except StoreError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=503)
+        live = with_weights(config, {r["route"]: (r["backend"], r["weight"]) for r in rollouts})
+        names = [route.name for route in config.routes]
+        now = sample(snapshot, names, time.monotonic())
+        return JSONResponse(
+            {
+                "routes": _routes(live, snapshot),
+                "backends": backend_stats(window.add(now), now),
+                "rollouts": rollouts,
+            }
+        )
+
+    return stats
+
+
 def build_admin(hooks: AdminHooks) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -190,6 +224,8 @@ def build_admin(hooks: AdminHooks) -> Starlette:
         ("/admin/routes", routes, ["GET"]),
         ("/admin/reload", reload, ["POST"]),
         *_rollout_endpoints(hooks.rollout),
+        ("/admin/stats", _stats_endpoint(hooks), ["GET"]),
+        *page_endpoints(),
     ]
 
     @asynccontextmanager

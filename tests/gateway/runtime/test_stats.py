@@ -1,0 +1,57 @@
+"""The dashboard's per backend figures from metrics snapshots: rates over a window,
+5xx share and latency quantiles of what happened between two samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.metrics.registry import GatewayMetrics
+from gateway.runtime.stats import Window, backend_stats, sample
+
+
+def snapshot(ok: int, errors: int, seconds: float) -> dict[str, Any]:
+    metrics = GatewayMetrics()
+    metrics.requests.inc(("api", "v2", "2xx"), ok)
+    metrics.requests.inc(("api", "v2", "5xx"), errors)
+    for _ in range(ok + errors):
+        metrics.latency.observe(("api", "v2"), seconds)
+    return metrics.registry.snapshot()
+
+
+def test_without_an_earlier_sample_the_figures_cover_everything_and_the_rate_is_unknown() -> None:
+    now = sample(snapshot(90, 10, 0.003), ["api"], at=100.0)
+    [row] = backend_stats(None, now)
+    assert row["route"] == "api" and row["backend"] == "v2"
+    assert row["requests"] == 100 and row["rps"] is None and row["error_pct"] == 10.0
+    assert 0.001 < row["p50"] <= 0.005 and 0.001 < row["p99"] <= 0.005
+
+
+def test_figures_are_the_difference_between_two_samples() -> None:
+    before = sample(snapshot(90, 10, 0.003), ["api"], at=100.0)
+    after = sample(snapshot(190, 10, 0.003), ["api"], at=102.0)
+    [row] = backend_stats(before, after)
+    assert row["requests"] == 200  # the total so far
+    assert row["rps"] == 50.0  # 100 more requests in 2 s
+    assert row["error_pct"] == 0.0  # none of the new ones failed
+
+
+def test_no_new_requests_means_no_share_and_no_latency() -> None:
+    before = sample(snapshot(5, 0, 0.2), ["api"], at=1.0)
+    after = sample(snapshot(5, 0, 0.2), ["api"], at=2.0)
+    [row] = backend_stats(before, after)
+    assert (row["rps"], row["error_pct"], row["p50"], row["p99"]) == (0.0, None, None, None)
+
+
+def test_routes_without_traffic_have_no_rows() -> None:
+    assert backend_stats(None, sample(snapshot(1, 0, 0.1), ["other"], at=1.0)) == []
+
+
+def test_the_window_measures_against_the_oldest_sample_within_its_span() -> None:
+    window = Window(span=5.0)
+    first = sample({}, [], at=0.0)
+    assert window.add(first) is None
+    assert window.add(sample({}, [], at=2.0)) is first
+    assert window.add(sample({}, [], at=4.0)) is first
+    baseline = window.add(sample({}, [], at=9.0))
+    assert baseline is not None and baseline.at == 4.0  # the newest at least 5 s old
+    assert len(window.samples) == 2
