@@ -130,11 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     shadow_cli.add_commands(sub, common)
     from gateway.istio import cli as istio_cli
-
-    istio_cli.add_commands(sub, common)
     from gateway.rollout import cli as rollout_cli
 
-    rollout_cli.add_commands(sub, common)
+    # the two stay independent: each gets the other's part it needs from here
+    istio_cli.add_commands(sub, common, live_weights=rollout_cli.live_weights)
+    rollout_cli.add_commands(sub, common, mesh=istio_cli.write_virtual_services)
     from strangler_events import cli as events_cli
 
     events_cli.add_commands(sub, common)

@@ -4,14 +4,21 @@
 kustomization listing them, and ``k8s/routes.yaml``: the configuration the
 gateway's pods read (listening on all interfaces, backends at their Kubernetes
 addresses).  ``--check`` writes nothing and exits 1 with a diff when any of those
-files is missing, different or left over.
+files is missing, different or left over.  The weights are the rollouts' current ones,
+read through the live-weights reader the command line wires in (the rollout store);
+``--no-live-weights`` renders the file's own.
+
+:func:`write_virtual_services` writes only the VirtualServices, under the same names,
+for ``strangler rollout ... --mesh-out DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +77,37 @@ def files(config: Config, out: Path) -> tuple[dict[Path, str], list[str]]:
     return texts, rendered.warnings
 
 
+def write_virtual_services(config: Config, out: Path) -> list[Path]:
+    """Write each VirtualService of ``config`` into ``out`` under the name ``render``
+    gives it (each file replaced whole); the files written.  ValueError when ``config``
+    cannot be rendered."""
+    try:
+        rendered = render(config)
+    except RenderError as exc:
+        raise ValueError("; ".join(exc.problems)) from None
+    header = HEADER.format(source=Path(config.source).name)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, obj in rendered.named():
+        if obj["kind"] == "VirtualService":
+            path = out / name
+            partial = out / f".{name}.tmp"
+            partial.write_text(header + dump(obj), encoding="utf-8")
+            os.replace(partial, path)
+            written.append(path)
+    return written
+
+
 def render_cmd(args: argparse.Namespace, config: Config | None) -> int:
     assert config is not None
     out = Path(args.output)
     try:
+        if not args.no_live_weights:
+            config = args.live_weights(config)
         texts, warnings = files(config, out)
+    except ValueError as exc:
+        print(f"strangler istio render: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except RenderError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -165,7 +198,9 @@ def import_cmd(args: argparse.Namespace, config: Config | None) -> int:
 
 
 def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    live_weights: Callable[[Config], Config],
 ) -> None:
     group = sub.add_parser(
         "istio", help="render routes.yaml to Istio manifests, or import a VirtualService"
@@ -174,7 +209,12 @@ def add_commands(
     p = actions.add_parser("render", parents=[common], help="write k8s/istio from routes.yaml")
     p.add_argument("-o", "--output", default="k8s/istio", metavar="DIR")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff if DIR is stale")
-    p.set_defaults(handler=render_cmd, needs_config=True)
+    p.add_argument(
+        "--no-live-weights",
+        action="store_true",
+        help="render the weights written in routes.yaml, not the rollouts' current ones",
+    )
+    p.set_defaults(handler=render_cmd, needs_config=True, live_weights=live_weights)
     p = actions.add_parser("import", help="write a routes.yaml from a VirtualService")
     p.add_argument("virtualservice", metavar="VIRTUALSERVICE.yaml")
     p.add_argument("--backends-from", metavar="DESTINATIONRULES.yaml")

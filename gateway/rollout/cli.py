@@ -2,22 +2,38 @@
 
 Each command talks to the running gateway's admin API (the address in routes.yaml, or
 ``--admin URL``), sending the admin token from the variable ``admin.token_env`` names.
+With ``--mesh-out DIR`` it then writes the VirtualServices carrying every rollout's
+weight into DIR (for GitOps), through the mesh writer the command line wires in.
+
+:func:`live_weights` reads the weights the rollout store holds now, for ``strangler
+istio render``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
+from gateway.rollout.machine import PENDING
+from gateway.rollout.store import StoreError, open_store, weights_of
+from gateway.rollout.weights import Weights, with_weights
 
 ACTIONS = ("start", "pause", "resume", "approve", "abort")
+MESH_ACTIONS = ("status", "start", "approve", "resume", "abort")  # pause moves no weight
 TIMEOUT = 10.0
+
+#: Writes the VirtualServices of a configuration into a directory; the files written.
+#: Raises ValueError (cannot be rendered) or OSError.
+MeshWriter = Callable[[Config, Path], list[Path]]
 
 
 class AdminError(Exception):
@@ -72,6 +88,47 @@ def describe(rollout: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def _stored_weights(url: str) -> Weights:
+    store = open_store(url)
+    try:
+        await store.init()
+        states = await store.all()
+    finally:
+        await store.close()
+    return weights_of(state for state, _ in states.values())
+
+
+def live_weights(config: Config) -> Config:
+    """``config`` with the weights its rollout store holds now; unchanged when no route
+    has a ``rollout:`` block.  ValueError names the store when it cannot be read."""
+    if not any(route.rollout for route in config.routes):
+        return config
+    try:
+        weights = asyncio.run(_stored_weights(config.rollout_store_url))
+    except StoreError as exc:
+        raise ValueError(f"rollout store {config.rollout_store_url}: {exc}") from None
+    return with_weights(config, weights)
+
+
+def answered_weights(rollouts: list[dict[str, Any]]) -> Weights:
+    """Route -> (new backend, weight) from the admin API's rollouts, as the store has them."""
+    return {r["route"]: (r["backend"], r["weight"]) for r in rollouts if r["phase"] != PENDING}
+
+
+def write_mesh(args: argparse.Namespace, config: Config, base: str, token: str | None) -> int:
+    """Write every route's VirtualService with the weights the gateway has now."""
+    try:
+        rollouts = call(base, "GET", "/admin/rollout", token)["rollouts"]
+        written = args.mesh(with_weights(config, answered_weights(rollouts)), Path(args.mesh_out))
+    except (AdminError, ValueError, OSError) as exc:
+        where = f"strangler rollout {args.action} --mesh-out {args.mesh_out}"
+        print(f"{where}: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def rollout_cmd(args: argparse.Namespace, config: Config | None) -> int:
     assert config is not None
     token = os.environ.get(config.admin_token_env) if config.admin_token_env else None
@@ -90,11 +147,15 @@ def rollout_cmd(args: argparse.Namespace, config: Config | None) -> int:
         print(json.dumps(answer, indent=2))
     else:
         print("\n".join(describe(r) for r in rollouts) or "no route has a rollout: block")
+    if getattr(args, "mesh_out", None):
+        return write_mesh(args, config, base, token)
     return 0
 
 
 def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    mesh: MeshWriter,
 ) -> None:
     group = sub.add_parser("rollout", help="progressive rollouts: status, start, approve...")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -103,4 +164,10 @@ def add_commands(
         p.add_argument("route", nargs="?" if action == "status" else None, metavar="ROUTE")
         p.add_argument("--admin", metavar="URL", help="admin API (default: admin.listen)")
         p.add_argument("--format", choices=("text", "json"), default="text")
-        p.set_defaults(handler=rollout_cmd, needs_config=True)
+        if action in MESH_ACTIONS:
+            p.add_argument(
+                "--mesh-out",
+                metavar="DIR",
+                help="then write each VirtualService with its current weights into DIR",
+            )
+        p.set_defaults(handler=rollout_cmd, needs_config=True, mesh=mesh)

@@ -1,12 +1,18 @@
 """The one process that drives rollouts (the supervisor): it judges each route's open
 window from the merged worker metrics and the shadow results, applies operator actions,
 stores every transition, counts it and logs it as one JSON line.
+
+With several gateway replicas on one store, only the holder of the store's lease judges
+windows (``tick`` renews it first); the others keep their gauges in step with the store.
+Operator actions are taken by any replica: the store's version check orders them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +44,12 @@ ACTIONS: dict[str, Callable[[float], Event]] = {
     "approve": Approve,
     "abort": Abort,
 }
+LEASE_TTL = 5.0
+
+
+def default_holder() -> str:
+    """This process's name in the driver lease: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class UnknownRollout(Exception):
@@ -57,10 +69,15 @@ class Driver:
         registry: Registry,
         shadow: ShadowSource | None = None,
         clock: Callable[[], float] = time.time,
+        holder: str | None = None,
+        lease_ttl: float = LEASE_TTL,
     ) -> None:
         self.store, self.config, self.snapshot = store, config, snapshot
         self.shadow = shadow or _no_shadow
         self.clock = clock
+        self.holder = holder or default_holder()
+        self.lease_ttl = lease_ttl
+        self.leading = False
         self._baselines: dict[str, tuple[float, Counts]] = {}
         self.weight = registry.gauge(
             "strangler_rollout_weight",
@@ -76,6 +93,12 @@ class Driver:
         self.transitions = registry.counter(
             "strangler_rollout_transitions_total", "Rollout phase changes.", ("route", "phase")
         )
+        self.driving = registry.gauge(
+            "strangler_rollout_driving",
+            "1 when this gateway holds the lease and judges the rollouts, else 0.",
+            ("holder",),
+        )
+        self.driving.set((self.holder,), 0)
 
     def _route(self, name: str) -> Route:
         for route in self.config().routes:
@@ -101,7 +124,20 @@ class Driver:
         return new
 
     async def tick(self) -> None:
-        """Judge every progressing rollout whose window is due."""
+        """Judge every progressing rollout whose window is due, when this process holds
+        the lease; otherwise only show the stored weights."""
+        leading = await self.store.lead(self.holder, self.lease_ttl)
+        if leading != self.leading:
+            log.info(
+                json.dumps({"event": "rollout_driver", "holder": self.holder, "leads": leading})
+            )
+            self.leading = leading
+            self.driving.set((self.holder,), int(leading))
+            self._baselines.clear()
+        if not leading:
+            for state, _ in (await self.store.all()).values():
+                self.weight.set((state.route, state.backend), state.weight)
+            return
         now = self.clock()
         snapshot = self.snapshot()
         for route in self.config().routes:
@@ -128,6 +164,21 @@ class Driver:
                 if new.window_start != state.window_start:
                     self._baselines[route.name] = (new.window_start, current)
 
+    async def resign(self) -> None:
+        """Give the lease up (on shutdown) so another replica drives at once."""
+        if self.leading:
+            self.leading = False
+            self.driving.set((self.holder,), 0)
+            await self.store.resign(self.holder)
+
+    async def close(self) -> None:
+        """Close the stores it reads (an open SQLite connection's thread would keep the
+        process from exiting)."""
+        await self.store.close()
+        closing = getattr(self.shadow, "close", None)
+        if closing is not None:
+            await closing()
+
     async def _save(self, old: State, new: State, version: int, cause: str) -> None:
         await self.store.put(new, version)
         self.weight.set((new.route, new.backend), new.weight)
@@ -145,6 +196,7 @@ class Driver:
                         "event": "rollout",
                         "route": new.route,
                         "cause": cause,
+                        "by": self.holder,
                         "from": old.phase,
                         "to": new.phase,
                         "step": new.step,
@@ -159,11 +211,13 @@ class Driver:
         """Every rollout (or one) as the admin API shows it."""
         routes = [self._route(name)] if name else [r for r in self.config().routes if r.rollout]
         out = []
+        driver = await self.store.leader()
         for route in routes:
             state, version = await self._load(route)
             assert route.rollout is not None
             shown = state.to_json()
             shown["steps"] = [s.weight for s in route.rollout.steps]
             shown["version"] = version
+            shown["driver"] = driver
             out.append(shown)
         return out

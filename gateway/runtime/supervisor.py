@@ -235,18 +235,29 @@ def make_driver(supervisor: Supervisor) -> Driver | None:
 
 
 async def drive(driver: Driver, period: float = WATCH_INTERVAL) -> None:
-    """Judge the rollouts about once a second, for as long as the admin runs."""
-    await driver.store.init()
-    failing = False
-    while True:
+    """Judge the rollouts about once a second, for as long as the admin runs (only while
+    this replica holds the store's lease); give the lease up when stopped."""
+    failing = ready = False
+    try:
+        while True:
+            try:
+                if not ready:
+                    await driver.store.init()
+                    ready = True
+                await driver.tick()
+                failing = False
+            except StoreError as exc:
+                if not failing:
+                    log.error("rollout store failed; rollouts wait: %s", exc)
+                failing = True
+            await asyncio.sleep(period)
+    finally:
         try:
-            await driver.tick()
-            failing = False
+            await driver.resign()
         except StoreError as exc:
-            if not failing:
-                log.error("rollout store failed; rollouts wait: %s", exc)
-            failing = True
-        await asyncio.sleep(period)
+            log.warning("could not give up the rollout lease (it expires by itself): %s", exc)
+        finally:
+            await driver.close()
 
 
 def serve(config: Config, workers: int, config_path: str) -> int:

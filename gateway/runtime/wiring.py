@@ -69,6 +69,9 @@ class ShadowTallies:
     def __init__(self, store: ResultStore) -> None:
         self.store = store
 
+    async def close(self) -> None:
+        await self.store.close()
+
     async def __call__(self, route: str, since: float) -> ShadowTally:
         try:
             results = await self.store.results(since, route)

@@ -2,8 +2,9 @@
 
 promtool checks the rules and runs their unit tests (series that fire each alert and
 series that do not); kubectl builds the ConfigMaps; and a real Prometheus scraping a
-running gateway, outbox relay and event consumer runs every query of the dashboard and
-of the rules, which must name only metrics those processes export."""
+running gateway (with a rollout started), outbox relay and event consumer runs every
+query of the dashboard and of the rules, which must name only metrics those processes
+export."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -40,12 +42,15 @@ DASHBOARD = MONITORING / "grafana-dashboard.json"
 RULES = MONITORING / "alert-rules.yaml"
 RULE_TESTS = MONITORING / "alert-rules.test.yaml"
 
-#: What the dashboard must show: traffic, errors and latency per route/backend, shadow
-#: match rate, outbox pending and age, relay published/failed, consumer lag, dead letters.
+#: What the dashboard must show: traffic, errors and latency per route/backend, rollout
+#: weights and verdicts, shadow match rate, outbox pending and age, relay published/failed,
+#: consumer lag, dead letters.
 SHOWN = {
     "strangler_requests_total",
     "strangler_request_duration_seconds_bucket",
     "strangler_upstream_errors_total",
+    "strangler_rollout_weight",
+    "strangler_rollout_verdicts_total",
     "strangler_shadow_comparisons_total",
     "strangler_outbox_pending",
     "strangler_outbox_lag_seconds",
@@ -58,6 +63,7 @@ ALERTS = {
     "StranglerUpstreamErrors",
     "StranglerHigh5xxShare",
     "StranglerShadowMatchRateDrop",
+    "StranglerRolloutRolledBack",
     "StranglerOutboxOldestPendingTooOld",
     "StranglerRelayNotPublishing",
     "StranglerDeadLettersGrowing",
@@ -162,7 +168,8 @@ def test_kustomize_builds_the_dashboard_and_rules_config_maps() -> None:
 
 
 def routes(legacy: str, service: str, tmp: Path, bootstrap: str, topics: str) -> str:
-    """Reads shadowed to the order service, writes captured, and a backend that is gone."""
+    """Reads shadowed to the order service, writes captured, a rollout to the order service
+    (too little traffic to judge: its windows wait), and a backend that is gone."""
     return f"""\
 version: 1
 backends:
@@ -182,12 +189,17 @@ routes:
           id: "response:/id"}}
       - {{method: PATCH, path: "/api/orders/{{id}}", event: OrderUpdated, aggregate: order,
           id: "path:id"}}
+  - name: canary
+    match: {{prefix: /canary}}
+    split: {{order-service: 0, legacy: 100}}
+    rollout: {{backend: order-service, steps: [50, 100], interval: 1s, min_requests: 1000}}
   - name: retired
     match: {{prefix: /retired}}
     split: {{gone: 100}}
 outbox: {{url: "sqlite:///{tmp}/outbox.db", spool: "{tmp}/spool"}}
 kafka: {{bootstrap: "{bootstrap}", topic: "{topics}"}}
 shadow_store: {{url: "sqlite:///{tmp}/shadow.db"}}
+rollout_store: {{url: "sqlite:///{tmp}/rollout.db"}}
 """
 
 
@@ -212,13 +224,15 @@ def relay(config: Path, tmp: Path) -> Iterator[str]:
 
 @contextmanager
 def running_stack(tmp: Path, bootstrap: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Monolith, order service, gateway and relay, all running; the gateway's port and the
-    scrape targets (job -> host:port)."""
+    """Monolith, order service, gateway (the canary route's rollout started) and relay, all
+    running; the gateway's port and the scrape targets (job -> host:port)."""
     topics = f"mon{uuid.uuid4().hex[:8]}.{{aggregate}}"
     app = create_app(f"sqlite:///{tmp}/orders.db", bootstrap, topics.format(aggregate="order"))
     with monolith(tmp) as legacy, UvicornThread(app, lifespan="on") as service:
         text = routes(legacy.url, service.url, tmp, bootstrap, topics)
         with strangler_run(tmp, text) as gw, relay(gw.config_path, tmp) as relay_address:
+            started = httpx.post(f"{gw.admin_url}/admin/rollout/canary/start", json={})
+            assert started.status_code == 200, started.text
             yield (
                 gw.port,
                 {

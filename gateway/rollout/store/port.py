@@ -3,6 +3,11 @@ the new backend's weight, every judged step with its evidence) and a version.
 
 ``put`` is a compare-and-set on that version, so two processes driving the same route
 cannot overwrite each other's transition unseen; :class:`Conflict` says it happened.
+
+Only one process judges rollouts and moves weights (the driver): it holds a lease, one row
+naming the holder and when it expires, which it renews every tick (``lead``).  Other
+gateway replicas only follow the store; one of them takes over once the lease expires, or
+at once when the holder resigns on shutdown.
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ class RolloutStore(Protocol):
         """Store ``state`` if the stored version is still ``version`` (0: none stored);
         the new version, else :class:`Conflict`."""
         ...
+
+    async def lead(self, holder: str, ttl: float) -> bool:
+        """Take or renew the driver's lease for ``ttl`` seconds; True when ``holder``
+        holds it now, False while another holder's lease has not expired."""
+        ...
+
+    async def leader(self) -> str | None:
+        """Who holds an unexpired lease; None when nobody drives."""
+        ...
+
+    async def resign(self, holder: str) -> None:
+        """Give the lease up (when ``holder`` has it) so another replica takes over now."""
 
     async def close(self) -> None: ...
 

@@ -20,6 +20,11 @@ CREATE TABLE IF NOT EXISTS strangler_rollout (
     state      TEXT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS strangler_rollout_leader (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
 """
 
 
@@ -87,6 +92,36 @@ class PostgresRollouts:
                 f"the rollout of {state.route} changed meanwhile (not version {version})"
             )
         return version + 1
+
+    async def lead(self, holder: str, ttl: float) -> bool:
+        # The server's clock decides expiry, so replicas with skewed clocks agree.
+        pool = await self._get()
+        async with translated():
+            status = await pool.execute(
+                "INSERT INTO strangler_rollout_leader (name, holder, expires_at)"
+                " VALUES ('driver', $1, clock_timestamp() + $2::float8 * interval '1 second')"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE strangler_rollout_leader.holder = excluded.holder"
+                " OR strangler_rollout_leader.expires_at < clock_timestamp()",
+                holder,
+                ttl,
+            )
+        return bool(status.endswith(" 1"))
+
+    async def leader(self) -> str | None:
+        pool = await self._get()
+        async with translated():
+            holder = await pool.fetchval(
+                "SELECT holder FROM strangler_rollout_leader"
+                " WHERE name = 'driver' AND expires_at >= clock_timestamp()"
+            )
+        return None if holder is None else str(holder)
+
+    async def resign(self, holder: str) -> None:
+        pool = await self._get()
+        async with translated():
+            await pool.execute("DELETE FROM strangler_rollout_leader WHERE holder = $1", holder)
 
     async def close(self) -> None:
         if self._pool is not None:

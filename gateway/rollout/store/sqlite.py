@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS strangler_rollout (
     state      TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS strangler_rollout_leader (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -88,6 +93,37 @@ class SqliteRollouts:
                 f"the rollout of {state.route} changed meanwhile (not version {version})"
             )
         return version + 1
+
+    async def lead(self, holder: str, ttl: float) -> bool:
+        db = await self._conn()
+        now = time.time()
+        async with translated(), self._sqlite.lock:
+            cursor = await db.execute(
+                "INSERT INTO strangler_rollout_leader (name, holder, expires_at)"
+                " VALUES ('driver', ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE strangler_rollout_leader.holder = excluded.holder"
+                " OR strangler_rollout_leader.expires_at < ?",
+                (holder, now + ttl, now),
+            )
+        return cursor.rowcount == 1
+
+    async def leader(self) -> str | None:
+        db = await self._conn()
+        async with translated(), self._sqlite.lock:
+            row = await (
+                await db.execute(
+                    "SELECT holder FROM strangler_rollout_leader"
+                    " WHERE name = 'driver' AND expires_at >= ?",
+                    (time.time(),),
+                )
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    async def resign(self, holder: str) -> None:
+        db = await self._conn()
+        async with translated(), self._sqlite.lock:
+            await db.execute("DELETE FROM strangler_rollout_leader WHERE holder = ?", (holder,))
 
     async def close(self) -> None:
         await self._sqlite.close()

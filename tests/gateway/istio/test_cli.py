@@ -3,16 +3,20 @@ to date, and ``kubectl kustomize k8s/`` when kubectl is installed."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from gateway.cli import main
 from gateway.config import load_file
+from gateway.rollout.machine import State
+from gateway.rollout.store.sqlite import SqliteRollouts
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = Path(__file__).parent / "samples"
@@ -76,6 +80,79 @@ def test_render_refuses_backends_without_kubernetes(
     assert main(["istio", "render", "-c", str(routes), "-o", str(tmp_path / "out")]) == 2
     assert "backends.legacy: no kubernetes host" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+ROLLING = """\
+version: 1
+backends:
+  legacy:
+    url: "http://127.0.0.1:9001"
+    legacy: true
+    kubernetes: {host: legacy.legacy.svc.cluster.local, port: 80}
+  v2:
+    url: "http://127.0.0.1:9002"
+    kubernetes: {host: v2.orders.svc.cluster.local, port: 80}
+routes:
+  - name: api
+    match: {prefix: /api}
+    split: {v2: 10, legacy: 90}
+    rollout: {backend: v2, steps: [5, 25, 100]}
+istio: {hosts: [api.example.com]}
+rollout_store: {url: "sqlite:///STORE"}
+"""
+
+
+def store_weight(path: Path, weight: int) -> None:
+    """The rollout of route api in the SQLite store at ``path``, at ``weight``."""
+
+    async def put() -> None:
+        store = SqliteRollouts(f"sqlite:///{path}")
+        await store.init()
+        await store.put(State("api", "v2", "progressing", step=1, weight=weight), 0)
+        await store.close()
+
+    asyncio.run(put())
+
+
+def destinations(directory: Path) -> list[tuple[str, Any]]:
+    """(host, weight) of each destination of the one VirtualService in ``directory``."""
+    (path,) = directory.glob("virtualservice-*.yaml")
+    (http,) = yaml.safe_load(path.read_text())["spec"]["http"]
+    return [(r["destination"]["host"], r.get("weight")) for r in http["route"]]
+
+
+def test_render_uses_the_rollouts_current_weights_unless_told_not_to(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROLLING.replace("STORE", str(tmp_path / "rollout.db")))
+    out = tmp_path / "k8s" / "istio"
+    render = ["istio", "render", "-c", str(routes), "-o", str(out)]
+    assert main(render) == 0  # nothing stored yet: the file's weights
+    file_weights = destinations(out)
+    assert [w for _, w in file_weights] == [10, 90]
+    store_weight(tmp_path / "rollout.db", 25)
+    assert main([*render, "--check"]) == 1  # the rollout moved: k8s/istio is stale
+    assert main(render) == 0
+    assert destinations(out) == [
+        ("v2.orders.svc.cluster.local", 25),
+        ("legacy.legacy.svc.cluster.local", 75),
+    ]
+    assert main([*render, "--check"]) == 0
+    assert main([*render, "--no-live-weights"]) == 0
+    assert destinations(out) == file_weights
+
+
+def test_render_names_a_rollout_store_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROLLING.replace("sqlite:///STORE", "mysql://db/rollouts"))
+    out = tmp_path / "out"
+    assert main(["istio", "render", "-c", str(routes), "-o", str(out)]) == 2
+    assert "rollout store mysql://db/rollouts: unsupported rollout store URL" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+    assert main(["istio", "render", "-c", str(routes), "-o", str(out), "--no-live-weights"]) == 0
 
 
 def test_the_repositorys_k8s_directory_is_rendered_from_routes_yaml() -> None:

@@ -63,3 +63,30 @@ async def test_two_connections_see_the_same_weights(store: RolloutStore) -> None
 
 def test_pending_rollouts_move_no_weight() -> None:
     assert weights_of([State("orders", "v2"), progressing(5)]) == {"orders": ("v2", 5)}
+
+
+async def test_one_holder_leads_until_it_resigns_or_its_lease_expires(
+    store: RolloutStore,
+) -> None:
+    other = open_store(store.url)
+    try:
+        assert await store.leader() is None
+        assert await store.lead("a", ttl=30)
+        assert not await other.lead("b", ttl=30)  # a's lease has not expired
+        assert await store.lead("a", ttl=30)  # renewed
+        assert await other.leader() == "a"
+        await other.resign("b")  # not b's to give up
+        assert await store.leader() == "a"
+        await store.resign("a")
+        assert await store.leader() is None
+        assert await other.lead("b", ttl=30)
+        assert not await store.lead("a", ttl=30)
+    finally:
+        await other.close()
+
+
+async def test_an_expired_lease_is_taken_over(store: RolloutStore) -> None:
+    assert await store.lead("a", ttl=-1)  # expired as soon as it is written
+    assert await store.leader() is None
+    assert await store.lead("b", ttl=30)
+    assert await store.leader() == "b"
