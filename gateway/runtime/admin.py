@@ -6,7 +6,8 @@
 ``POST /admin/rollout/{route}/start|pause|resume|approve|abort``; the dashboard: its page
 at ``/`` (:mod:`gateway.runtime.dashboard`: no data in it, it asks for the token itself)
 and ``/admin/stats``, which it polls (live weights, per backend figures from
-:mod:`gateway.runtime.stats`, the rollouts).  Every API request passes
+:mod:`gateway.runtime.stats`, the rollouts, and, when configured, per endpoint shadow
+match rates and the outbox's backlog).  Every API request passes
 :func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
 cross-site rule); the page's own files need only the Host check.  ``/admin/config`` shows
 the configuration with its credentials masked (:mod:`gateway.runtime.redact`).
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.capture.outbox import OutboxError, OutboxStore
 from gateway.config import Config
 from gateway.metrics.registry import render
 from gateway.rollout.driver import ACTIONS, Driver, UnknownRollout
@@ -36,7 +38,16 @@ from gateway.rollout.weights import with_weights
 from gateway.runtime.access import AccessPolicy, Call, decide, host_refusal
 from gateway.runtime.dashboard import PAGE_FILES, page_endpoints
 from gateway.runtime.redact import redact
-from gateway.runtime.stats import Window, backend_stats, sample
+from gateway.runtime.stats import (
+    SHADOW_SPAN,
+    Window,
+    backend_stats,
+    outbox_stats,
+    sample,
+    shadow_stats,
+)
+from shadow.store import ResultStore
+from shadow.store import StoreError as ShadowStoreError
 
 
 @dataclass
@@ -50,6 +61,8 @@ class AdminHooks:
     policy: AccessPolicy
     on_start: Callable[[], Awaitable[None]] | None = None
     rollout: Driver | None = None
+    shadow: ResultStore | None = None  # read for the dashboard's shadow panel
+    outbox: OutboxStore | None = None  # read for the dashboard's outbox panel
 
 
 class _Guard:
@@ -164,6 +177,28 @@ async def _act(driver: Driver | None, route: str, action: str) -> Any:
     return (await driver.status(route))[0]
 
 
+async def _shadow_panel(store: ResultStore | None) -> dict[str, Any] | None:
+    """The last :data:`SHADOW_SPAN` seconds of shadow results, per endpoint (None: no
+    route shadows traffic; an ``error`` when the store cannot be read)."""
+    if store is None:
+        return None
+    try:
+        results = await store.results(time.time() - SHADOW_SPAN)
+    except ShadowStoreError as exc:
+        return {"span": SHADOW_SPAN, "endpoints": [], "error": f"shadow results: {exc}"}
+    return {"span": SHADOW_SPAN, "endpoints": shadow_stats(results)}
+
+
+async def _outbox_panel(store: OutboxStore | None) -> dict[str, Any] | None:
+    """The outbox's backlog (None: no route captures writes)."""
+    if store is None:
+        return None
+    try:
+        return outbox_stats(await store.status())
+    except OutboxError as exc:
+        return {"error": f"outbox: {exc}"}
+
+
 def _stats_endpoint(hooks: AdminHooks) -> Callable[[Request], Awaitable[Response]]:
     """``/admin/stats``: what the dashboard shows, in one call."""
     window = Window()
@@ -184,6 +219,8 @@ def _stats_endpoint(hooks: AdminHooks) -> Callable[[Request], Awaitable[Response
                 "routes": _routes(live, snapshot),
                 "backends": backend_stats(window.add(now), now),
                 "rollouts": rollouts,
+                "shadow": await _shadow_panel(hooks.shadow),
+                "outbox": await _outbox_panel(hooks.outbox),
             }
         )
 

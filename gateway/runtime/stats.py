@@ -6,6 +6,11 @@ requests per second, the share of 5xx answers and p50/p99 latency (interpolated 
 bucket, as Prometheus' ``histogram_quantile`` does).  Without an earlier sample the
 figures cover everything counted so far and the rate is unknown (``None``).  The clock is
 passed in, so the module does no I/O.
+
+It also shapes the other panels' data: per shadowed endpoint the match rate with its top
+differing fields and example request ids (:func:`shadow_stats`, over the results the admin
+API read for the last :data:`SHADOW_SPAN` seconds), and the outbox's backlog
+(:func:`outbox_stats`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.capture.outbox.port import Status
 from gateway.rollout.evidence import Counts, counts, quantile
+from shadow.report.aggregate import build as shadow_report
+from shadow.store.port import Result
 
 SPAN = 5.0  # seconds of history the rates cover
 MAX_SAMPLES = 256  # a bound however often the page is polled
@@ -84,3 +92,47 @@ def backend_stats(before: Sample | None, after: Sample) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+SHADOW_SPAN = 300.0  # seconds of shadow results the dashboard summarises
+TOP_FIELDS = 3  # differing fields shown per endpoint
+
+
+def shadow_stats(results: Iterable[Result]) -> list[dict[str, Any]]:
+    """One row per shadowed endpoint: match rate (%) and its top differing fields, each
+    with how many comparisons it differed in and example request ids."""
+    return [
+        {
+            "route": e.route,
+            "method": e.method,
+            "endpoint": e.endpoint,
+            "shadow_backend": e.shadow_backend,
+            "compared": e.compared,
+            "matched": e.matched,
+            "differing": e.differing,
+            "errors": e.errors,
+            "match_pct": _round(None if e.match_rate is None else 100 * e.match_rate, 2),
+            "fields": [
+                {
+                    "path": f.path,
+                    "kind": f.kind,
+                    "count": f.raw,
+                    "examples": [x.request_id for x in f.examples if x.request_id],
+                }
+                for f in e.fields[:TOP_FIELDS]
+            ],
+        }
+        for e in shadow_report(results).endpoints
+    ]
+
+
+def outbox_stats(status: Status) -> dict[str, Any]:
+    """The outbox's backlog: pending rows, the oldest one's age (seconds), published,
+    doubts and blocked rows."""
+    return {
+        "pending": status.pending,
+        "oldest_pending_age": _round(status.oldest_pending_age, 3),
+        "published": status.published,
+        "doubts": status.doubts,
+        "blocked": status.blocked,
+    }

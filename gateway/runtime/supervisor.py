@@ -34,6 +34,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.capture.outbox import OutboxError, OutboxStore
+from gateway.capture.outbox import open_store as open_outbox
 from gateway.config import Config, ConfigError, parse, read_text
 from gateway.metrics.registry import GatewayMetrics, merge, read_snapshots
 from gateway.rollout.driver import Driver
@@ -42,6 +44,10 @@ from gateway.runtime.access import AccessPolicy
 from gateway.runtime.admin import AdminHooks, build_admin
 from gateway.runtime.wiring import make_rollout_store, make_shadow_tallies
 from gateway.tasks import spawn
+from shadow.store import DEFAULT_URL as SHADOW_DEFAULT_URL
+from shadow.store import ResultStore
+from shadow.store import StoreError as ShadowStoreError
+from shadow.store import open_store as open_results
 
 log = logging.getLogger("strangler")
 WATCH_INTERVAL = 1.0
@@ -260,6 +266,35 @@ async def drive(driver: Driver, period: float = WATCH_INTERVAL) -> None:
             await driver.close()
 
 
+def make_readers(config: Config) -> tuple[ResultStore | None, OutboxStore | None]:
+    """The shadow results (when a route shadows traffic) and the outbox (when a route
+    captures writes) the dashboard reads; opened once, closed by :func:`hold`."""
+    shadow = None
+    if any(route.shadow for route in config.routes):
+        shadow = open_results(config.shadow_store_url or SHADOW_DEFAULT_URL)
+    outbox = open_outbox(config.outbox["url"]) if any(r.capture for r in config.routes) else None
+    return shadow, outbox
+
+
+async def hold(shadow: ResultStore | None, outbox: OutboxStore | None) -> None:
+    """Keep the dashboard's readers until the admin stops, then close them (an open
+    SQLite connection would keep the process from exiting)."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        try:
+            if shadow is not None:
+                await shadow.close()
+        except ShadowStoreError as exc:
+            log.warning("could not close the shadow results: %s", exc)
+        finally:
+            try:
+                if outbox is not None:
+                    await outbox.close()
+            except OutboxError as exc:
+                log.warning("could not close the outbox: %s", exc)
+
+
 def serve(config: Config, workers: int, config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -279,12 +314,15 @@ def serve(config: Config, workers: int, config_path: str) -> int:
         return 1
     supervisor.start()
     driver = make_driver(supervisor)
+    shadow, outbox = make_readers(supervisor.config)
 
     async def on_start() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, supervisor.reload)
         spawn(supervisor.watch(), name="supervisor-watch")
         if driver is not None:
             spawn(drive(driver), name="rollout-driver")
+        if shadow is not None or outbox is not None:
+            spawn(hold(shadow, outbox), name="dashboard-readers")
 
     admin = build_admin(
         AdminHooks(
@@ -295,6 +333,8 @@ def serve(config: Config, workers: int, config_path: str) -> int:
             policy=policy,
             on_start=on_start,
             rollout=driver,
+            shadow=shadow,
+            outbox=outbox,
         )
     )
 

@@ -110,11 +110,45 @@ function rolloutBox(r) {
   return box;
 }
 
+function shadowRows(endpoints) {
+  return endpoints.map((e) => {
+    const tr = el("tr", undefined, { "data-route": e.route, "data-endpoint": e.method + " " + e.endpoint });
+    tr.append(el("td", e.route), el("td", e.method + " " + e.endpoint), el("td", e.shadow_backend));
+    tr.append(el("td", e.compared, { class: "num compared" }), el("td", num(e.match_pct, 1, 2), { class: "num match" }));
+    tr.append(el("td", e.fields.map((f) => f.path + " (" + f.count + ")").join(", "), { class: "fields" }));
+    tr.append(el("td", [...new Set(e.fields.flatMap((f) => f.examples))].slice(0, 3).join(", "), { class: "examples" }));
+    return tr;
+  });
+}
+
+function outboxRows(o) {
+  const tr = el("tr");
+  tr.append(el("td", o.pending, { class: "num pending" }));
+  tr.append(el("td", o.oldest_pending_age === null ? "–" : num(o.oldest_pending_age, 1, 1) + " s", { class: "num oldest" }));
+  tr.append(el("td", o.published, { class: "num published" }), el("td", o.doubts, { class: "num doubts" }));
+  tr.append(el("td", o.blocked, { class: "num blocked" }));
+  return [tr];
+}
+
+// A panel: hidden table with a note when not configured or unreadable, else its rows.
+function panel(id, data, rows, absent) {
+  const table = document.getElementById(id);
+  const note = document.getElementById(id + "-note");
+  const failed = data && data.error;
+  const list = data && !failed ? rows(data) : [];
+  table.hidden = !list.length;
+  note.textContent = !data ? absent : failed ? data.error : list.length ? "" : "Nothing in this window yet.";
+  note.hidden = !note.textContent;
+  fill(id, list);
+}
+
 function render(data) {
   fill("routes", routeRows(data.routes));
   fill("backends", backendRows(data.backends));
   const rollouts = document.getElementById("rollouts");
   if (data.rollouts.length) rollouts.replaceChildren(...data.rollouts.map(rolloutBox));
+  panel("shadow", data.shadow, (s) => shadowRows(s.endpoints), "No route shadows traffic.");
+  panel("outbox", data.outbox, outboxRows, "No route captures writes.");
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 

@@ -138,3 +138,36 @@ def test_a_version_answering_5xx_is_rolled_back(tmp_path: Path, capsys: Any) -> 
             capsys.readouterr()
             assert main(["rollout", "status", "--format", "json", "-c", str(gw.config_path)]) == 0
             assert '"phase": "rolled_back"' in capsys.readouterr().out
+
+
+THREE_PERCENT = """\
+  - name: api
+    split: {v2: 0, legacy: 100}
+    rollout:
+      backend: v2
+      steps: [50, 100]
+      interval: 2s
+      min_requests: 60   # 60 answers hold at least one of the 500s (every 33rd)
+      failures_before_rollback: 2
+      gates: {latency_p99: {max_ratio: 10}}
+"""
+
+
+def test_a_version_answering_3_percent_5xx_is_rolled_back_within_two_intervals(
+    tmp_path: Path,
+) -> None:
+    with backends("legacy") as servers, UvicornThread(failing_app(every=33)) as bad:
+        urls = {"legacy": servers["legacy"].url, "v2": bad.url}
+        store = f"rollout_store: {{url: 'sqlite:///{tmp_path}/rollout.db'}}\n"
+        with strangler_run(tmp_path, config_text(urls, THREE_PERCENT, store)) as gw:
+            assert main(["rollout", "start", "api", "-c", str(gw.config_path)]) == 0
+            with traffic(gw.url):
+                rolled = wait_until(
+                    lambda: (s := status(gw.admin_url))["phase"] == "rolled_back" and s,
+                    timeout=40,
+                    interval=0.2,
+                    message="the rollout to be rolled back",
+                )
+    assert rolled["weight"] == 0 and rolled["reason"].startswith("error_rate: v2 answered")
+    judged = [v["outcome"] for v in rolled["history"] if v["outcome"] != "wait"]
+    assert judged == ["fail", "fail"], rolled["history"]  # never passed a step first

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gateway.capture.outbox import open_store as open_outbox
+from gateway.capture.rules import Event
 from gateway.config import Config, load_file, parse
 from gateway.metrics.registry import GatewayMetrics
 from gateway.runtime.access import AccessPolicy
 from gateway.runtime.admin import AdminHooks, build_admin
+from shadow.store import FieldDiff, Result
+from shadow.store import open_store as open_results
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN = "http://127.0.0.1:9901"  # the admin listen address of the repository's routes.yaml
@@ -157,3 +163,57 @@ async def test_metrics_token_opens_metrics_and_nothing_else() -> None:
         assert (await c.get("/readyz", headers=scrape)).status_code == 401
     async with client(hooks(token="adm")) as c:
         assert (await c.get("/metrics", headers=scrape)).status_code == 401
+
+
+async def test_stats_leave_out_the_shadow_and_outbox_panels_when_not_configured() -> None:
+    async with client(hooks()) as c:
+        body = (await c.get("/admin/stats")).json()
+    assert body["shadow"] is None and body["outbox"] is None
+
+
+async def test_stats_show_recent_shadow_results_per_endpoint_and_the_outbox(
+    tmp_path: Path,
+) -> None:
+    shadow = open_results(f"sqlite:///{tmp_path}/shadow.db")
+    outbox = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    try:
+        await shadow.init()
+        now = time.time()
+        diff = (FieldDiff("/status", "changed", "a", "b"),)
+        await shadow.add(
+            [
+                Result(now - 3600, "api", "GET", "/old", "compared", request_id="stale"),
+                Result(now, "api", "GET", "/orders/{id}", "compared", request_id="ok"),
+                Result(now, "api", "GET", "/orders/{id}", "compared", request_id="bad", diffs=diff),
+            ]
+        )
+        await outbox.init()
+        await outbox.append([Event(str(uuid.UUID(int=1)), "order", "o1", "Put", {}, now - 7)])
+        h = hooks()
+        h.shadow, h.outbox = shadow, outbox
+        async with client(h) as c:
+            body = (await c.get("/admin/stats")).json()
+    finally:
+        await shadow.close()
+        await outbox.close()
+    [row] = body["shadow"]["endpoints"]  # the hour-old result is outside the window
+    assert (row["endpoint"], row["compared"], row["match_pct"]) == ("/orders/{id}", 2, 50.0)
+    assert row["fields"] == [
+        {"path": "/status", "kind": "changed", "count": 1, "examples": ["bad"]}
+    ]
+    assert body["outbox"]["pending"] == 1 and body["outbox"]["published"] == 0
+    assert 6 < body["outbox"]["oldest_pending_age"] < 60
+    assert (body["outbox"]["doubts"], body["outbox"]["blocked"]) == (0, 0)
+
+
+async def test_an_unreadable_shadow_store_is_reported_in_its_panel(tmp_path: Path) -> None:
+    shadow = open_results(f"sqlite:///{tmp_path}/empty.db")  # no schema: the query fails
+    try:
+        h = hooks()
+        h.shadow = shadow
+        async with client(h) as c:
+            answer = await c.get("/admin/stats")
+    finally:
+        await shadow.close()
+    assert answer.status_code == 200
+    assert answer.json()["shadow"]["error"].startswith("shadow results:")

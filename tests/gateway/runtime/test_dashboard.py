@@ -2,14 +2,16 @@
 ``strangler run`` process with a token, two real backends and a rollout waiting for approval.
 
 The page asks for the token, lists the routes with their live weights, shows numbers that
-move with traffic, refuses a wrong token (nothing happens), and its approve button moves
-the weight as ``GET /admin/rollout/api`` reports it.  A screenshot is kept in the test's
+move with traffic and the shadow comparison of that traffic per endpoint, refuses a wrong
+token (nothing happens), and its approve button moves the weight as
+``GET /admin/rollout/api`` reports it.  A screenshot is kept in the test's
 temporary directory and copied to ``docs/dashboard.png``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ ROUTES = """\
   - name: api
     match: {prefix: /api}
     split: {v2: 0, legacy: 100}
+    shadow: {backend: v2, percent: 100}
     rollout:
       backend: v2
       steps: [{weight: 10, approve: true}, 100]
@@ -52,6 +55,7 @@ def settings(tmp: Path) -> str:
     return (
         "admin: {listen: '127.0.0.1:ADMIN_PORT', token_env: STRANGLER_DASHBOARD_TOKEN}\n"
         f"rollout_store: {{url: 'sqlite:///{tmp}/rollout.db'}}\n"
+        f"shadow_store: {{url: 'sqlite:///{tmp}/shadow.db'}}\n"
     )
 
 
@@ -110,6 +114,12 @@ async def drive(page: Page, url: str, admin: str, tmp: Path) -> None:
     await expect(legacy.locator(".requests")).to_have_text("20", timeout=WAIT_MS)
     backend = page.locator('#backends tr[data-route="api"][data-backend="legacy"]')
     await expect(backend.locator(".requests")).to_have_text("20", timeout=WAIT_MS)
+
+    # the shadow copies of that traffic, compared per endpoint; no route captures writes
+    shadowed = page.locator('#shadow tr[data-route="api"]')
+    await expect(shadowed.locator(".compared")).to_have_text(re.compile(r"^[1-9]"), timeout=WAIT_MS)
+    await expect(shadowed.locator(".fields")).to_contain_text("backend")
+    await expect(page.locator("#outbox-note")).to_have_text("No route captures writes.")
 
     # (3) a rollout waiting for approval
     started = httpx.post(

@@ -1,12 +1,22 @@
 """The dashboard's per backend figures from metrics snapshots: rates over a window,
-5xx share and latency quantiles of what happened between two samples."""
+5xx share and latency quantiles of what happened between two samples; the shadow and
+outbox panels' rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.capture.outbox import Status
 from gateway.metrics.registry import GatewayMetrics
-from gateway.runtime.stats import Window, backend_stats, sample
+from gateway.runtime.stats import (
+    TOP_FIELDS,
+    Window,
+    backend_stats,
+    outbox_stats,
+    sample,
+    shadow_stats,
+)
+from shadow.store import FieldDiff, Result
 
 
 def snapshot(ok: int, errors: int, seconds: float) -> dict[str, Any]:
@@ -55,3 +65,48 @@ def test_the_window_measures_against_the_oldest_sample_within_its_span() -> None
     baseline = window.add(sample({}, [], at=9.0))
     assert baseline is not None and baseline.at == 4.0  # the newest at least 5 s old
     assert len(window.samples) == 2
+
+
+def compared(n: int, *paths: str) -> Result:
+    diffs = tuple(FieldDiff(p, "changed", "a", "b") for p in paths)
+    return Result(
+        float(n),
+        "api",
+        "GET",
+        "/api/{id}",
+        "compared",
+        request_id=f"r{n}",
+        shadow_backend="v2",
+        diffs=diffs,
+    )
+
+
+def test_shadow_rows_give_the_match_rate_and_the_top_differing_fields_with_examples() -> None:
+    results = [compared(i) for i in range(96)]
+    results += [compared(100, "/total", "/a", "/b", "/c"), compared(101, "/total", "/a")]
+    results += [compared(102, "/total"), compared(103, "/total")]
+    [row] = shadow_stats(results)
+    assert (row["route"], row["method"], row["endpoint"]) == ("api", "GET", "/api/{id}")
+    assert (row["shadow_backend"], row["compared"], row["matched"]) == ("v2", 100, 96)
+    assert (row["differing"], row["match_pct"]) == (4, 96.0)
+    assert len(row["fields"]) == TOP_FIELDS == 3
+    top = row["fields"][0]
+    assert (top["path"], top["count"]) == ("/total", 4)
+    assert top["examples"] == ["r100", "r101", "r102", "r103"]
+    assert row["fields"][1]["path"] == "/a" and row["fields"][1]["count"] == 2
+
+
+def test_no_shadow_results_means_no_rows() -> None:
+    assert shadow_stats([]) == []
+
+
+def test_the_outbox_row_carries_its_backlog() -> None:
+    row = outbox_stats(Status(3, 12.34567, 40, 1, 2))
+    assert row == {
+        "pending": 3,
+        "oldest_pending_age": 12.346,
+        "published": 40,
+        "doubts": 1,
+        "blocked": 2,
+    }
+    assert outbox_stats(Status(0, None, 0, 0, 0))["oldest_pending_age"] is None
