@@ -21,20 +21,22 @@ from typing import Any
 from gateway.config.spec import (
     BACKEND,
     CAPTURE,
-    ERROR_RATE,
     KUBERNETES,
-    LATENCY_P99,
     MATCH,
     NOISE,
     OUTLIER,
     PROXY,
     RETRIES,
+    SHADOW,
+    TIMEOUTS,
+)
+from gateway.config.spec_rollout import (
+    ERROR_RATE,
+    LATENCY_P99,
     ROLLOUT,
     ROLLOUT_STORE,
-    SHADOW,
     SHADOW_MATCH,
     STEP,
-    TIMEOUTS,
 )
 
 # A ``{name}`` placeholder in a capture path template.  Anything between braces is

@@ -227,6 +227,10 @@ def _stats_endpoint(hooks: AdminHooks) -> Callable[[Request], Awaitable[Response
     return stats
 
 
+#: the admin application (what :func:`build_admin` returns)
+AdminApp = Starlette
+
+
 def build_admin(hooks: AdminHooks) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")

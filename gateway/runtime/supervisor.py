@@ -41,7 +41,7 @@ from gateway.metrics.registry import GatewayMetrics, merge, read_snapshots
 from gateway.rollout.driver import Driver
 from gateway.rollout.store import StoreError
 from gateway.runtime.access import AccessPolicy
-from gateway.runtime.admin import AdminHooks, build_admin
+from gateway.runtime.admin import AdminApp, AdminHooks, build_admin
 from gateway.runtime.wiring import make_rollout_store, make_shadow_tallies
 from gateway.tasks import spawn
 from shadow.store import DEFAULT_URL as SHADOW_DEFAULT_URL
@@ -295,6 +295,35 @@ async def hold(shadow: ResultStore | None, outbox: OutboxStore | None) -> None:
                 log.warning("could not close the outbox: %s", exc)
 
 
+def _admin_app(supervisor: Supervisor, policy: AccessPolicy) -> AdminApp:
+    """The admin API with what it serves from: the supervisor, the rollout driver and the
+    dashboard's readers, whose loops start (and whose stores close) with the admin server."""
+    driver = make_driver(supervisor)
+    shadow, outbox = make_readers(supervisor.config)
+
+    async def on_start() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, supervisor.reload)
+        spawn(supervisor.watch(), name="supervisor-watch")
+        if driver is not None:
+            spawn(drive(driver), name="rollout-driver")
+        if shadow is not None or outbox is not None:
+            spawn(hold(shadow, outbox), name="dashboard-readers")
+
+    return build_admin(
+        AdminHooks(
+            config=lambda: supervisor.config,
+            snapshot=supervisor.snapshot,
+            reload=supervisor.reload,
+            ready=supervisor.ready,
+            policy=policy,
+            on_start=on_start,
+            rollout=driver,
+            shadow=shadow,
+            outbox=outbox,
+        )
+    )
+
+
 def serve(config: Config, workers: int, config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -313,31 +342,7 @@ def serve(config: Config, workers: int, config_path: str) -> int:
         )
         return 1
     supervisor.start()
-    driver = make_driver(supervisor)
-    shadow, outbox = make_readers(supervisor.config)
-
-    async def on_start() -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, supervisor.reload)
-        spawn(supervisor.watch(), name="supervisor-watch")
-        if driver is not None:
-            spawn(drive(driver), name="rollout-driver")
-        if shadow is not None or outbox is not None:
-            spawn(hold(shadow, outbox), name="dashboard-readers")
-
-    admin = build_admin(
-        AdminHooks(
-            config=lambda: supervisor.config,
-            snapshot=supervisor.snapshot,
-            reload=supervisor.reload,
-            ready=supervisor.ready,
-            policy=policy,
-            on_start=on_start,
-            rollout=driver,
-            shadow=shadow,
-            outbox=outbox,
-        )
-    )
-
+    admin = _admin_app(supervisor, policy)
     host, port = config.admin_listen
     log.info(
         "proxy on http://%s:%d (%d workers), admin on http://%s:%d",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import model, parse, spec
+from gateway.config import model, parse, spec_rollout
 from gateway.config.model import (
     PLACEHOLDER,
     Backend,
@@ -53,9 +53,9 @@ SOURCES: dict[type, Obj] = {
     Shadow: SHADOW,
     Capture: CAPTURE,
     Route: ROUTE,
-    model.Step: spec.STEP,
-    model.Rollout: spec.ROLLOUT,
-    model.Gates: spec.GATES,
+    model.Step: spec_rollout.STEP,
+    model.Rollout: spec_rollout.ROLLOUT,
+    model.Gates: spec_rollout.GATES,
     ProxySettings: PROXY,
 }
 # Fields whose spec counterpart has another name or lives in a sub-section.
@@ -65,10 +65,10 @@ RENAMED: dict[tuple[type, str], tuple[Obj, str]] = {
     (Backend, "k8s_host"): (KUBERNETES, "host"),
     (Backend, "k8s_port"): (KUBERNETES, "port"),
     (Backend, "k8s_subset"): (KUBERNETES, "subset"),
-    (model.Gates, "error_rate_max"): (spec.ERROR_RATE, "max"),
-    (model.Gates, "error_rate_max_over_legacy"): (spec.ERROR_RATE, "max_over_legacy"),
-    (model.Gates, "latency_p99_max_ratio"): (spec.LATENCY_P99, "max_ratio"),
-    (model.Gates, "shadow_min_compared"): (spec.SHADOW_MATCH, "min_compared"),
+    (model.Gates, "error_rate_max"): (spec_rollout.ERROR_RATE, "max"),
+    (model.Gates, "error_rate_max_over_legacy"): (spec_rollout.ERROR_RATE, "max_over_legacy"),
+    (model.Gates, "latency_p99_max_ratio"): (spec_rollout.LATENCY_P99, "max_ratio"),
+    (model.Gates, "shadow_min_compared"): (spec_rollout.SHADOW_MATCH, "min_compared"),
 }
 # Defaults that describe the built value, not the document.
 MODEL_ONLY = {
