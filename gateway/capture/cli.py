@@ -1,17 +1,30 @@
-"""``strangler outbox ...``: init, status, doubts, skip, relay and the capture triggers."""
+"""``strangler outbox ...``: init, status, doubts, skip, relay and the capture triggers.
+
+``status`` (text, or ``--format json``) shows the backlog and the relay's state from its
+heartbeat: who leads, how old the last beat is (stale after a few lease TTLs), what it
+published and its last error; "none" when no relay leads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
 from typing import Any
 
 from gateway.capture.kafka_sink import KafkaSink
-from gateway.capture.outbox import OutboxError, OutboxStore, OutboxUnavailable, open_store
+from gateway.capture.outbox import (
+    STALE_AFTER_LEASES,
+    OutboxError,
+    OutboxStore,
+    OutboxUnavailable,
+    RelayState,
+    open_store,
+)
 from gateway.capture.relay import Relay
 from gateway.capture.triggers import TriggerError, TriggerSpec, install_sql, uninstall_sql
 from gateway.config import Config
@@ -52,14 +65,49 @@ def init(args: argparse.Namespace, config: Config | None) -> int:
     return _run(job)
 
 
+def _age(seconds: float | None) -> str:
+    return f"{seconds:.1f}s" if seconds is not None else "-"
+
+
+def relay_lines(relay: RelayState | None) -> list[str]:
+    """The relay's state as ``strangler outbox status`` prints it."""
+    if relay is None:
+        return ["relay: none (no relay leads)"]
+    r = relay.to_json()
+    rate = f", {r['rate']}/s on average" if r["rate"] is not None else ""
+    lines = [
+        f"relay: {r['holder']}{' STALE' if r['stale'] else ''}, last heartbeat "
+        f"{_age(r['heartbeat_age'])} ago (lease {r['lease']:g}s), leading for "
+        f"{_age(r['leading_for'])}",
+        f"relay published: {r['published']}{rate}, last publish {_age(r['last_publish_age'])} ago",
+    ]
+    if r["stale"]:
+        lines.append(
+            "  no heartbeat for more than "
+            f"{STALE_AFTER_LEASES} leases: the relay died or cannot reach the outbox"
+        )
+    if r["last_error"]:
+        lines.append(f"relay last error ({_age(r['last_error_age'])} ago): {r['last_error']}")
+    return lines
+
+
 def status(args: argparse.Namespace, config: Config | None) -> int:
     async def job() -> int:
         store = _store(args, config)
         try:
             s = await store.status()
             blocked = await store.blocked()
+            relay = await store.relay_state()
         finally:
             await store.close()
+        if getattr(args, "format", "text") == "json":
+            shown = {
+                **asdict(s),
+                "blocked_events": [asdict(b) for b in blocked],
+                "relay": relay.to_json() if relay is not None else None,
+            }
+            print(json.dumps(shown, indent=2))
+            return EXIT_OK
         age = f"{s.oldest_pending_age:.1f}s" if s.oldest_pending_age is not None else "-"
         print(
             f"pending: {s.pending}\noldest pending age: {age}\npublished: {s.published}\n"
@@ -70,6 +118,7 @@ def status(args: argparse.Namespace, config: Config | None) -> int:
                 f"  blocked {b.id} ({b.aggregatetype} {b.aggregateid}): {b.error}"
                 f"  -> strangler outbox skip {b.id}"
             )
+        print("\n".join(relay_lines(relay)))
         return EXIT_OK
 
     return _run(job)
@@ -209,7 +258,10 @@ def add_commands(
 
     p = gsub.add_parser("init", parents=[common, dsn], help="create or migrate the schema")
     p.set_defaults(handler=init, needs_config=False)
-    p = gsub.add_parser("status", parents=[common, dsn], help="pending, lag, published, doubts")
+    p = gsub.add_parser(
+        "status", parents=[common, dsn], help="pending, lag, published, doubts, relay state"
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=status, needs_config=False)
     p = gsub.add_parser("doubts", parents=[common, dsn], help="writes that produced no event")
     p.add_argument("--limit", type=int, default=1000)

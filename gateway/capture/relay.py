@@ -12,6 +12,11 @@ a later row of the same aggregate that happened to be acknowledged is sent
 again after the earlier one, so consumers never see them out of order.  A row
 the broker refuses outright (too large, ...) is parked: it blocks only its own
 aggregate, shows in ``strangler outbox status``, and an operator can skip it.
+
+While it leads, the relay writes a heartbeat through the store about once a second
+(:class:`~gateway.capture.outbox.port.Heartbeat`: holder, how long it has led, events
+published since, its last publish and its last error); it removes it when it resigns.
+``strangler outbox status`` and the dashboard read it, and call it stale when it stops.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from gateway.capture.kafka_sink import PublishError
-from gateway.capture.outbox import OutboxError, OutboxStore, Row
+from gateway.capture.outbox import Heartbeat, OutboxError, OutboxStore, Row
 from gateway.capture.rules import Event
 from gateway.metrics.registry import Registry
 
 log = logging.getLogger("strangler.relay")
+BEAT_INTERVAL = 1.0  # seconds between heartbeats
 
 
 class Sink(Protocol):
@@ -74,6 +80,11 @@ class Relay:
         self.lag = r.gauge("strangler_outbox_lag_seconds", "Age of the oldest unpublished row.")
         self._last_status = 0.0
         self._last_purge = 0.0
+        self._last_beat = float("-inf")
+        self._led_since = 0.0  # monotonic clock from here on
+        self._led_published = 0
+        self._last_publish: float | None = None
+        self._last_error: tuple[str, float] | None = None
 
     async def run(self) -> None:
         backoff = 0.1
@@ -87,6 +98,7 @@ class Relay:
                     continue
                 if not self.leader.get():
                     log.info("%s is the active relay", self.holder)
+                    self._took_lease()
                 self.leader.set((), 1)
                 await self._housekeeping()
                 sent = await self.pump()
@@ -95,11 +107,13 @@ class Relay:
                     await self.store.wait_for_rows(0.5)
             except (OutboxError, PublishError) as exc:
                 log.error("relay round failed (retrying in %.1fs): %s", backoff, exc)
+                self._last_error = (f"round failed: {exc}", time.monotonic())
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception:
                 # A bug must not silently stop the relay: say so loudly and keep trying.
                 log.exception("relay round crashed (retrying in %.1fs)", backoff)
+                self._last_error = ("round crashed (see the relay's log)", time.monotonic())
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.leader.set((), 0)
@@ -135,6 +149,7 @@ class Relay:
                 else:
                     marking = asyncio.ensure_future(self.store.mark_published(done))
                 rows = ahead
+                await self._beat()
         finally:
             if marking is not None:
                 await marking
@@ -167,10 +182,40 @@ class Relay:
                     result,
                 )
                 await self.store.mark_failed(row.seq, str(result))
+                self._last_error = (f"event {row.event.id} parked: {result}", time.monotonic())
         self.published.inc((), len(done))
+        if done:
+            self._led_published += len(done)
+            self._last_publish = time.monotonic()
         return done, transient
 
+    def _took_lease(self) -> None:
+        self._led_since = time.monotonic()
+        self._led_published = 0
+        self._last_publish = None
+        self._last_beat = float("-inf")
+
+    async def _beat(self) -> None:
+        """Write the heartbeat when the last one is :data:`BEAT_INTERVAL` old."""
+        now = time.monotonic()
+        if now - self._last_beat < BEAT_INTERVAL:
+            return
+        self._last_beat = now
+        error, error_at = self._last_error or ("", None)
+        await self.store.heartbeat(
+            Heartbeat(
+                self.holder,
+                self.lease,
+                round(now - self._led_since, 3),
+                self._led_published,
+                None if self._last_publish is None else round(now - self._last_publish, 3),
+                error,
+                None if error_at is None else round(now - error_at, 3),
+            )
+        )
+
     async def _housekeeping(self) -> None:
+        await self._beat()
         now = time.monotonic()
         if now - self._last_status > 5:
             self._last_status = now

@@ -7,7 +7,7 @@
 at ``/`` (:mod:`gateway.runtime.dashboard`: no data in it, it asks for the token itself)
 and ``/admin/stats``, which it polls (live weights, per backend figures from
 :mod:`gateway.runtime.stats`, the rollouts, and, when configured, per endpoint shadow
-match rates and the outbox's backlog).  Every API request passes
+match rates and the outbox's backlog with the relay's state).  Every API request passes
 :func:`gateway.runtime.access.decide` first (Host header, token or loopback client,
 cross-site rule); the page's own files need only the Host check.  ``/admin/config`` shows
 the configuration with its credentials masked (:mod:`gateway.runtime.redact`).
@@ -190,11 +190,11 @@ async def _shadow_panel(store: ResultStore | None) -> dict[str, Any] | None:
 
 
 async def _outbox_panel(store: OutboxStore | None) -> dict[str, Any] | None:
-    """The outbox's backlog (None: no route captures writes)."""
+    """The outbox's backlog and the relay's state (None: no route captures writes)."""
     if store is None:
         return None
     try:
-        return outbox_stats(await store.status())
+        return outbox_stats(await store.status(), await store.relay_state())
     except OutboxError as exc:
         return {"error": f"outbox: {exc}"}
 

@@ -9,8 +9,9 @@ passed in, so the module does no I/O.
 
 It also shapes the other panels' data: per shadowed endpoint the match rate with its top
 differing fields and example request ids (:func:`shadow_stats`, over the results the admin
-API read for the last :data:`SHADOW_SPAN` seconds), and the outbox's backlog
-(:func:`outbox_stats`).
+API read for the last :data:`SHADOW_SPAN` seconds), and the outbox's backlog with the
+relay's state from its heartbeat (:func:`outbox_stats`; ``relay`` is None when no relay
+leads, and ``stale`` when its heartbeat stopped).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.capture.outbox.port import Status
+from gateway.capture.outbox.port import RelayState, Status
 from gateway.rollout.evidence import Counts, counts, quantile
 from shadow.report.aggregate import build as shadow_report
 from shadow.store.port import Result
@@ -126,10 +127,11 @@ def shadow_stats(results: Iterable[Result]) -> list[dict[str, Any]]:
     ]
 
 
-def outbox_stats(status: Status) -> dict[str, Any]:
+def outbox_stats(status: Status, relay: RelayState | None = None) -> dict[str, Any]:
     """The outbox's backlog: pending rows, the oldest one's age (seconds), published,
-    doubts and blocked rows."""
+    doubts and blocked rows; and the relay's state (None: no relay leads)."""
     return {
+        "relay": relay.to_json() if relay is not None else None,
         "pending": status.pending,
         "oldest_pending_age": _round(status.oldest_pending_age, 3),
         "published": status.published,

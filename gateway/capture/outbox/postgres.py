@@ -5,7 +5,9 @@ Leadership is a session advisory lock held on a dedicated connection: if the
 relay process dies, PostgreSQL ends its session and the lock is free for a
 standby at once.  New rows raise a NOTIFY (a statement-level trigger, so it
 also fires for rows written by capture triggers in the monolith's
-transactions); the relay LISTENs and still polls as a fallback.
+transactions); the relay LISTENs and still polls as a fallback.  The leader's
+heartbeat is one row stamped with the server's clock, so its age does not depend on the
+reader's clock.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Any
 import asyncpg
 
 from gateway.capture.kafka_sink import envelope_from_text
-from gateway.capture.outbox.port import Blocked, OutboxError, OutboxUnavailable, Row, Status
+from gateway.capture.outbox.port import (
+    Blocked,
+    Heartbeat,
+    OutboxError,
+    OutboxUnavailable,
+    RelayState,
+    Row,
+    Status,
+)
 from gateway.capture.rules import Doubt, Event
 from strangler_events.storage.postgres import UNREACHABLE, connect, create_pool
 
@@ -69,6 +79,12 @@ UPDATE strangler_outbox_doubts SET capture_id = request_id WHERE capture_id IS N
 DROP INDEX IF EXISTS strangler_outbox_doubts_request;
 CREATE UNIQUE INDEX IF NOT EXISTS strangler_outbox_doubts_capture
     ON strangler_outbox_doubts (capture_id);
+CREATE TABLE IF NOT EXISTS strangler_relay_heartbeat (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    beat    JSONB NOT NULL,
+    beat_at TIMESTAMPTZ NOT NULL
+);
 CREATE OR REPLACE FUNCTION strangler_outbox_notify() RETURNS trigger
     LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('{CHANNEL}', ''); RETURN NULL; END $$;
 DROP TRIGGER IF EXISTS strangler_outbox_notify ON strangler_outbox;
@@ -289,6 +305,25 @@ class PostgresOutbox:
         if self._leader is not None:
             await self._leader.close()
             self._leader = None
+        await self.execute("DELETE FROM strangler_relay_heartbeat WHERE holder = $1", holder)
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        await self.execute(
+            "INSERT INTO strangler_relay_heartbeat (name, holder, beat, beat_at)"
+            " VALUES ('relay', $1, $2::jsonb, clock_timestamp()) ON CONFLICT (name) DO UPDATE"
+            " SET holder = excluded.holder, beat = excluded.beat, beat_at = excluded.beat_at",
+            beat.holder,
+            json.dumps(beat.to_json()),
+        )
+
+    async def relay_state(self) -> RelayState | None:
+        records = await self.fetch(
+            "SELECT beat::text, greatest(extract(epoch FROM clock_timestamp() - beat_at), 0)"
+            " FROM strangler_relay_heartbeat WHERE name = 'relay'"
+        )
+        if not records:
+            return None
+        return RelayState(Heartbeat.from_json(json.loads(records[0][0])), float(records[0][1]))
 
     async def wait_for_rows(self, timeout: float) -> None:
         if self._listener is None or self._listener.is_closed():

@@ -2,7 +2,8 @@
 
 WAL mode lets gateway workers write while the relay reads.  SQLite has no
 advisory locks or notifications: leadership is a lease row renewed by the
-active relay (a standby takes over once it expires), and the relay polls.
+active relay (a standby takes over once it expires), and the relay polls.  The
+leader's heartbeat is one row, stamped with this machine's clock.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.capture.outbox.port import Blocked, OutboxError, OutboxUnavailable, Row, Status
+from gateway.capture.outbox.port import (
+    Blocked,
+    Heartbeat,
+    OutboxError,
+    OutboxUnavailable,
+    RelayState,
+    Row,
+    Status,
+)
 from gateway.capture.rules import Doubt, Event
 from strangler_events.storage.sqlite import Lazy
 from strangler_events.storage.sqlite import sqlite_path as parse_url
@@ -58,6 +67,12 @@ CREATE TABLE IF NOT EXISTS strangler_relay_leader (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strangler_relay_heartbeat (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    beat    TEXT NOT NULL,
+    beat_at REAL NOT NULL
 );
 """
 
@@ -293,6 +308,26 @@ class SqliteOutbox:
 
     async def resign(self, holder: str) -> None:
         await self._run("DELETE FROM strangler_relay_leader WHERE holder = ?", holder)
+        await self._run("DELETE FROM strangler_relay_heartbeat WHERE holder = ?", holder)
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        await self._run(
+            "INSERT INTO strangler_relay_heartbeat (name, holder, beat, beat_at)"
+            " VALUES ('relay', ?, ?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET holder = excluded.holder, beat = excluded.beat, beat_at = excluded.beat_at",
+            beat.holder,
+            json.dumps(beat.to_json()),
+            time.time(),
+        )
+
+    async def relay_state(self) -> RelayState | None:
+        rows = await self._fetch(
+            "SELECT beat, beat_at FROM strangler_relay_heartbeat WHERE name = 'relay'"
+        )
+        if not rows:
+            return None
+        beat, at = rows[0]
+        return RelayState(Heartbeat.from_json(json.loads(beat)), max(0.0, time.time() - at))
 
     async def wait_for_rows(self, timeout: float) -> None:
         await asyncio.sleep(min(timeout, POLL_INTERVAL))

@@ -8,14 +8,23 @@ Only one process judges rollouts and moves weights (the driver): it holds a leas
 naming the holder and when it expires, which it renews every tick (``lead``).  Other
 gateway replicas only follow the store; one of them takes over once the lease expires, or
 at once when the holder resigns on shutdown.
+
+Every replica also publishes its own counters of the routes under rollout about once a
+second (``publish``: one row per replica instance and route, stamped with the store's
+clock), so that the driver judges the traffic of every replica, not only its own
+(``counters``; the summing is :func:`gateway.rollout.evidence.across`).  Rows no replica
+refreshed for :data:`COUNTERS_RETENTION` seconds are removed by the next ``publish``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import PENDING, State
+
+COUNTERS_RETENTION = 86400.0  # seconds a replica's last counters stay after it went
 
 
 class StoreError(Exception):
@@ -56,6 +65,15 @@ class RolloutStore(Protocol):
 
     async def resign(self, holder: str) -> None:
         """Give the lease up (when ``holder`` has it) so another replica takes over now."""
+
+    async def publish(self, instance: str, counters: Mapping[str, Counts]) -> None:
+        """Store replica ``instance``'s counters per route, replacing what it published
+        before; remove rows older than :data:`COUNTERS_RETENTION`."""
+
+    async def counters(self, route: str, max_age: float) -> dict[str, Counts]:
+        """Every replica's last counters of ``route`` published in the last ``max_age``
+        seconds (by the store's clock), by instance id."""
+        ...
 
     async def close(self) -> None: ...
 

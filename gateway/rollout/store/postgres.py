@@ -1,16 +1,18 @@
 """The PostgreSQL rollout store (asyncpg; pools opened by the toolkit's PostgreSQL seam):
-every gateway replica reads the same weights from it."""
+every gateway replica reads the same weights from it and publishes its counters to it,
+stamped with the server's clock so that replicas with skewed clocks agree on their age."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
 
+from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import State
-from gateway.rollout.store.port import Conflict, StoreError
+from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
 from strangler_events.storage.postgres import DRIVER_ERRORS, create_pool
 
 SCHEMA = """
@@ -24,6 +26,13 @@ CREATE TABLE IF NOT EXISTS strangler_rollout_leader (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strangler_rollout_counters (
+    instance TEXT NOT NULL,
+    route    TEXT NOT NULL,
+    counts   TEXT NOT NULL,
+    seen_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (instance, route)
 );
 """
 
@@ -122,6 +131,33 @@ class PostgresRollouts:
         pool = await self._get()
         async with translated():
             await pool.execute("DELETE FROM strangler_rollout_leader WHERE holder = $1", holder)
+
+    async def publish(self, instance: str, counters: Mapping[str, Counts]) -> None:
+        pool = await self._get()
+        rows = [(instance, r, json.dumps(c.to_json())) for r, c in counters.items()]
+        async with translated(), pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO strangler_rollout_counters (instance, route, counts, seen_at)"
+                " VALUES ($1, $2, $3, clock_timestamp()) ON CONFLICT (instance, route)"
+                " DO UPDATE SET counts = excluded.counts, seen_at = excluded.seen_at",
+                rows,
+            )
+            await conn.execute(
+                "DELETE FROM strangler_rollout_counters"
+                " WHERE seen_at < clock_timestamp() - $1::float8 * interval '1 second'",
+                COUNTERS_RETENTION,
+            )
+
+    async def counters(self, route: str, max_age: float) -> dict[str, Counts]:
+        pool = await self._get()
+        async with translated():
+            rows = await pool.fetch(
+                "SELECT instance, counts FROM strangler_rollout_counters WHERE route = $1"
+                " AND seen_at >= clock_timestamp() - $2::float8 * interval '1 second'",
+                route,
+                max_age,
+            )
+        return {str(r[0]): Counts.from_json(json.loads(r[1])) for r in rows}
 
     async def close(self) -> None:
         if self._pool is not None:

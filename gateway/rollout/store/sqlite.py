@@ -1,18 +1,20 @@
 """The embedded SQLite rollout store (opened by the toolkit's SQLite seam, WAL so every
-worker process reads it while the supervisor writes)."""
+worker process reads it while the supervisor writes).  Replica counters are stamped
+with this machine's clock."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import aiosqlite
 
+from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import State
-from gateway.rollout.store.port import Conflict, StoreError
+from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
 from strangler_events.storage.sqlite import Lazy, sqlite_path
 
 SCHEMA = """
@@ -26,6 +28,13 @@ CREATE TABLE IF NOT EXISTS strangler_rollout_leader (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strangler_rollout_counters (
+    instance TEXT NOT NULL,
+    route    TEXT NOT NULL,
+    counts   TEXT NOT NULL,
+    seen_at  REAL NOT NULL,
+    PRIMARY KEY (instance, route)
 );
 """
 
@@ -124,6 +133,34 @@ class SqliteRollouts:
         db = await self._conn()
         async with translated(), self._sqlite.lock:
             await db.execute("DELETE FROM strangler_rollout_leader WHERE holder = ?", (holder,))
+
+    async def publish(self, instance: str, counters: Mapping[str, Counts]) -> None:
+        db = await self._conn()
+        now = time.time()
+        rows = [(instance, r, json.dumps(c.to_json()), now) for r, c in counters.items()]
+        async with translated(), self._sqlite.lock:
+            await db.executemany(
+                "INSERT INTO strangler_rollout_counters (instance, route, counts, seen_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (instance, route) DO UPDATE"
+                " SET counts = excluded.counts, seen_at = excluded.seen_at",
+                rows,
+            )
+            await db.execute(
+                "DELETE FROM strangler_rollout_counters WHERE seen_at < ?",
+                (now - COUNTERS_RETENTION,),
+            )
+
+    async def counters(self, route: str, max_age: float) -> dict[str, Counts]:
+        db = await self._conn()
+        async with translated(), self._sqlite.lock:
+            rows = await (
+                await db.execute(
+                    "SELECT instance, counts FROM strangler_rollout_counters"
+                    " WHERE route = ? AND seen_at >= ?",
+                    (route, time.time() - max_age),
+                )
+            ).fetchall()
+        return {str(r[0]): Counts.from_json(json.loads(r[1])) for r in rows}
 
     async def close(self) -> None:
         await self._sqlite.close()

@@ -130,14 +130,32 @@ function outboxRows(o) {
   return [tr];
 }
 
+function ago(seconds) {
+  return seconds === null || seconds === undefined ? "–" : num(seconds, 1, 1) + " s";
+}
+
+// The leading relay from its heartbeat; "stale" once the heartbeat stopped.
+function relayRows(o) {
+  const r = o.relay;
+  if (!r) return [];
+  const tr = el("tr", undefined, { "data-holder": r.holder, class: r.stale ? "stale" : "live" });
+  tr.append(el("td", r.holder, { class: "holder" }), el("td", r.stale ? "stale" : "leading", { class: "state" }));
+  tr.append(el("td", ago(r.heartbeat_age) + " ago", { class: "num heartbeat" }), el("td", ago(r.leading_for), { class: "num leading" }));
+  tr.append(el("td", r.published, { class: "num published" }), el("td", num(r.rate, 1, 2), { class: "num rate" }));
+  tr.append(el("td", r.last_publish_age === null ? "–" : ago(r.last_publish_age) + " ago", { class: "num last-publish" }));
+  const error = r.last_error ? r.last_error + " (" + ago(r.last_error_age) + " ago)" : "";
+  tr.append(el("td", error, { class: "last-error" }));
+  return [tr];
+}
+
 // A panel: hidden table with a note when not configured or unreadable, else its rows.
-function panel(id, data, rows, absent) {
+function panel(id, data, rows, absent, empty) {
   const table = document.getElementById(id);
   const note = document.getElementById(id + "-note");
   const failed = data && data.error;
   const list = data && !failed ? rows(data) : [];
   table.hidden = !list.length;
-  note.textContent = !data ? absent : failed ? data.error : list.length ? "" : "Nothing in this window yet.";
+  note.textContent = !data ? absent : failed ? data.error : list.length ? "" : empty || "Nothing in this window yet.";
   note.hidden = !note.textContent;
   fill(id, list);
 }
@@ -149,6 +167,7 @@ function render(data) {
   if (data.rollouts.length) rollouts.replaceChildren(...data.rollouts.map(rolloutBox));
   panel("shadow", data.shadow, (s) => shadowRows(s.endpoints), "No route shadows traffic.");
   panel("outbox", data.outbox, outboxRows, "No route captures writes.");
+  panel("relay", data.outbox, relayRows, "No route captures writes.", "No relay: nothing publishes the outbox.");
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -11,11 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.capture.cli import _metrics_server
 from gateway.capture.kafka_sink import KafkaSink
-from gateway.capture.outbox import open_store
+from gateway.capture.outbox import Heartbeat, open_store
 from gateway.capture.relay import Relay
 from gateway.capture.rules import Doubt, Event
 from gateway.cli import main
 from gateway.metrics.registry import Registry
+from tests.eventually import wait_until
 
 
 def test_init_status_doubts_and_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,6 +50,54 @@ def test_init_status_doubts_and_skip(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert main(["outbox", "skip", "--dsn", url, blocked]) == 0
     assert main(["outbox", "skip", "--dsn", url, "nope"]) == 1
+
+
+def test_status_shows_the_relay_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/o.db"
+    assert main(["outbox", "init", "--dsn", url]) == 0
+    assert main(["outbox", "status", "--dsn", url]) == 0
+    assert "relay: none (no relay leads)" in capsys.readouterr().out
+    assert main(["outbox", "status", "--dsn", url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["relay"] is None
+
+    async def beat(heartbeat: Heartbeat) -> None:
+        store = open_store(url)
+        await store.heartbeat(heartbeat)
+        await store.close()
+
+    asyncio.run(beat(Heartbeat("relay-1", 5.0, 20.0, 40, 0.5, "round failed: broker down", 2)))
+    assert main(["outbox", "status", "--dsn", url]) == 0
+    out = capsys.readouterr().out
+    assert "relay: relay-1, last heartbeat 0." in out and "(lease 5s), leading for 2" in out
+    assert "relay published: 40, 2.0/s on average, last publish 0." in out
+    assert "relay last error (2." in out and "ago): round failed: broker down" in out
+    assert "STALE" not in out
+    assert main(["outbox", "status", "--dsn", url, "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["pending"], shown["blocked"], shown["blocked_events"]) == (0, 0, [])
+    relay = shown["relay"]
+    assert (relay["holder"], relay["published"], relay["rate"], relay["stale"]) == (
+        "relay-1",
+        40,
+        2.0,
+        False,
+    )
+    assert relay["last_error"] == "round failed: broker down" and relay["last_error_age"] >= 2
+
+    # a relay with a 10 ms lease that stopped beating is stale within moments
+    asyncio.run(beat(Heartbeat("relay-2", 0.01, 1.0, 0)))
+
+    def stale() -> str | None:
+        assert main(["outbox", "status", "--dsn", url]) == 0
+        out = capsys.readouterr().out
+        return out if "relay: relay-2 STALE" in out else None
+
+    out = wait_until(stale, timeout=5, interval=0.05, message="relay-2 shown as stale")
+    assert "no heartbeat for more than 3 leases: the relay died" in out
+    assert main(["outbox", "status", "--dsn", url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["relay"]["stale"] is True
 
 
 def test_outbox_url_comes_from_routes_yaml(

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from gateway.capture.kafka_sink import BrokerUnavailable, KafkaSink, PublishError
-from gateway.capture.outbox import OutboxStore, open_store
+from gateway.capture.outbox import OutboxStore, RelayState, open_store
 from gateway.capture.relay import Relay
 from gateway.capture.rules import Event
 from tests.eventually import eventually
@@ -91,6 +91,42 @@ async def test_refused_record_is_parked_and_blocks_only_its_aggregate(tmp_path: 
     status = await store.status()
     assert (status.published, status.pending, status.blocked) == (2, 0, 0)  # 2, then 3
     await store.close()
+
+
+async def test_the_leading_relay_beats_with_what_it_published_and_its_last_error(
+    tmp_path: Path,
+) -> None:
+    store = await sqlite_store(tmp_path)
+    reader = await sqlite_store(tmp_path)  # as `strangler outbox status` reads it
+    await store.append([event(n, str(n)) for n in range(1, 4)])
+    relay = Relay(store, FakeSink({2: PublishError("record too large")}), holder="relay-t")
+    task = asyncio.ensure_future(relay.run())
+    try:
+
+        async def beat_after_publishing() -> RelayState | None:
+            state = await reader.relay_state()
+            return state if state is not None and state.beat.published == 2 else None
+
+        state = await eventually(beat_after_publishing, timeout=10, message="a beat after 1, 3")
+        assert state is not None and state.beat.holder == "relay-t" and not state.stale
+        assert state.beat.lease == relay.lease and state.beat.last_publish_ago is not None
+        assert state.beat.last_error == f"event {event(2, '2').id} parked: record too large"
+        first = state.beat.leading_for
+        # the beats go on while the relay idles: it has led for longer with each
+        await eventually(
+            lambda: later_beat(reader, first), timeout=10, message="a heartbeat a second later"
+        )
+    finally:
+        relay.stopping.set()
+        await task
+    assert await reader.relay_state() is None  # it resigned: no relay leads
+    await store.close()
+    await reader.close()
+
+
+async def later_beat(reader: OutboxStore, than: float) -> bool:
+    state = await reader.relay_state()
+    return state is not None and state.beat.leading_for > than
 
 
 async def test_only_the_leader_publishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from gateway.capture.outbox import Heartbeat
 from gateway.capture.outbox import open_store as open_outbox
 from gateway.capture.rules import Event
 from gateway.config import Config, load_file, parse
@@ -17,6 +18,7 @@ from gateway.runtime.access import AccessPolicy
 from gateway.runtime.admin import AdminHooks, build_admin
 from shadow.store import FieldDiff, Result
 from shadow.store import open_store as open_results
+from tests.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN = "http://127.0.0.1:9901"  # the admin listen address of the repository's routes.yaml
@@ -204,6 +206,36 @@ async def test_stats_show_recent_shadow_results_per_endpoint_and_the_outbox(
     assert body["outbox"]["pending"] == 1 and body["outbox"]["published"] == 0
     assert 6 < body["outbox"]["oldest_pending_age"] < 60
     assert (body["outbox"]["doubts"], body["outbox"]["blocked"]) == (0, 0)
+    assert body["outbox"]["relay"] is None  # no relay leads
+
+
+async def test_stats_show_the_relays_state_from_its_heartbeat(tmp_path: Path) -> None:
+    outbox = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    try:
+        await outbox.init()
+        await outbox.heartbeat(Heartbeat("relay-7", 5.0, 30.0, 90, 0.25, "", None))
+        h = hooks()
+        h.outbox = outbox
+        async with client(h) as c:
+            relay = (await c.get("/admin/stats")).json()["outbox"]["relay"]
+            await outbox.heartbeat(Heartbeat("relay-8", 0.01, 1.0, 0))
+
+            async def stale() -> dict[str, Any] | None:
+                shown: dict[str, Any] = (await c.get("/admin/stats")).json()["outbox"]["relay"]
+                return shown if shown["stale"] else None
+
+            gone = await eventually(stale, timeout=5, message="relay-8's heartbeat stale")
+    finally:
+        await outbox.close()
+    assert (relay["holder"], relay["stale"], relay["published"], relay["rate"]) == (
+        "relay-7",
+        False,
+        90,
+        3.0,
+    )
+    assert 0 <= relay["heartbeat_age"] < 5 and relay["last_publish_age"] >= 0.25
+    assert relay["last_error"] == "" and relay["last_error_age"] is None
+    assert gone["holder"] == "relay-8" and gone["heartbeat_age"] > 0.03
 
 
 async def test_an_unreadable_shadow_store_is_reported_in_its_panel(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.capture.outbox import Status
+from gateway.capture.outbox import Heartbeat, RelayState, Status
 from gateway.metrics.registry import GatewayMetrics
 from gateway.runtime.stats import (
     TOP_FIELDS,
@@ -103,6 +103,7 @@ def test_no_shadow_results_means_no_rows() -> None:
 def test_the_outbox_row_carries_its_backlog() -> None:
     row = outbox_stats(Status(3, 12.34567, 40, 1, 2))
     assert row == {
+        "relay": None,
         "pending": 3,
         "oldest_pending_age": 12.346,
         "published": 40,
@@ -110,3 +111,11 @@ def test_the_outbox_row_carries_its_backlog() -> None:
         "blocked": 2,
     }
     assert outbox_stats(Status(0, None, 0, 0, 0))["oldest_pending_age"] is None
+
+
+def test_the_outbox_row_carries_the_relays_state() -> None:
+    relay = RelayState(Heartbeat("relay-1", 5.0, 8.0, 16, None, "round failed: x", 1.0), 16.0)
+    shown = outbox_stats(Status(0, None, 16, 0, 0), relay)["relay"]
+    assert (shown["holder"], shown["stale"], shown["rate"]) == ("relay-1", True, 2.0)
+    assert (shown["leading_for"], shown["last_publish_age"]) == (24.0, None)
+    assert (shown["last_error"], shown["last_error_age"]) == ("round failed: x", 17.0)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from gateway.capture.kafka_sink import envelope
-from gateway.capture.outbox import OutboxError, OutboxStore, OutboxUnavailable, open_store
+from gateway.capture.outbox import (
+    Heartbeat,
+    OutboxError,
+    OutboxStore,
+    OutboxUnavailable,
+    RelayState,
+    open_store,
+)
 from gateway.capture.rules import Doubt, Event
 from tests.eventually import eventually
 from tests.harness import free_port
@@ -108,6 +115,66 @@ async def test_one_leader_at_a_time(store: OutboxStore) -> None:
     finally:
         await other.resign("b")
         await other.close()
+
+
+async def test_the_leading_relays_heartbeat_is_read_back_and_removed_on_resign(
+    store: OutboxStore,
+) -> None:
+    assert await store.relay_state() is None  # no relay ever led
+    assert await store.lead("a", 5)
+    await store.heartbeat(Heartbeat("a", 5.0, 2.0, 10, 0.5, "round failed: broker down", 1.5))
+    other = open_store(store.url)  # e.g. `strangler outbox status` in another process
+    try:
+        state = await other.relay_state()
+        assert state is not None and state.beat.holder == "a"
+        assert state.beat == Heartbeat("a", 5.0, 2.0, 10, 0.5, "round failed: broker down", 1.5)
+        assert 0 <= state.age < 5 and not state.stale
+        # each beat replaces the last one, whoever writes it (a new leader after a takeover)
+        await store.heartbeat(Heartbeat("a", 5.0, 3.0, 12))
+        await store.heartbeat(Heartbeat("b", 5.0, 0.0, 0))
+        again = await other.relay_state()
+        assert again is not None and again.beat == Heartbeat("b", 5.0, 0.0, 0)
+        await store.resign("a")  # not a's beat any more: it stays
+        assert await other.relay_state() is not None
+        await store.resign("b")
+        assert await other.relay_state() is None
+    finally:
+        await other.close()
+
+
+async def test_a_heartbeat_older_than_a_few_leases_is_stale(store: OutboxStore) -> None:
+    await store.heartbeat(Heartbeat("gone", 0.01, 1.0, 3, 0.2))
+
+    async def stale() -> RelayState | None:
+        state = await store.relay_state()
+        return state if state is not None and state.stale else None
+
+    found = await eventually(stale, timeout=5, message="the 10 ms lease's heartbeat stale")
+    assert found is not None and found.age > 0.03
+    shown = found.to_json()
+    assert shown["stale"] is True and shown["holder"] == "gone" and shown["published"] == 3
+    assert shown["leading_for"] > 1.0 and shown["last_publish_age"] > 0.2
+
+
+def test_relay_state_json_ages_are_as_of_now() -> None:
+    beat = Heartbeat("r1", 5.0, 10.0, 50, 1.0, "event e1 parked: too large", 4.0)
+    shown = RelayState(beat, 2.0).to_json()
+    assert shown == {
+        "holder": "r1",
+        "stale": False,
+        "heartbeat_age": 2.0,
+        "lease": 5.0,
+        "leading_for": 12.0,
+        "published": 50,
+        "rate": 5.0,
+        "last_publish_age": 3.0,
+        "last_error": "event e1 parked: too large",
+        "last_error_age": 6.0,
+    }
+    fresh = RelayState(Heartbeat("r2", 5.0, 0.0, 0), 15.0).to_json()
+    assert (fresh["rate"], fresh["last_publish_age"], fresh["last_error_age"]) == (None, None, None)
+    assert fresh["stale"] is False  # 15 s is three 5 s leases: not yet
+    assert RelayState(Heartbeat("r2", 5.0, 0.0, 0), 15.1).stale
 
 
 async def test_wait_for_rows_returns_within_timeout(store: OutboxStore) -> None:
