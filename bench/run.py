@@ -16,7 +16,9 @@ each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in
 (interleaved, so that drift on a shared machine hits all of them alike); the table
 shows medians.  CPU per request is the entry's process-tree CPU time (from /proc)
 divided by requests served.  "added p50" is the entry's p50 at 4 connections minus
-direct's.  Results are also written to
+direct's.  Then, unless MEMORY=0, what IDLE_CONNS (2,000) idle keep-alive client
+connections cost each proxy in memory: the RSS delta per worker over the connections it
+holds (bench/memory.py; target for strangler: under 20 KiB).  Results are also written to
 bench/results/<timestamp>.json.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -45,8 +48,16 @@ REPS = int(os.environ.get("REPS", "5"))
 WARMUP = int(os.environ.get("WARMUP", "3"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,4").split(",")]
 ONLY = [e for e in os.environ.get("ONLY", "").split(",") if e]
+MEMORY = os.environ.get("MEMORY", "1") != "0"
 CLK = os.sysconf("SC_CLK_TCK")
 BODY = json.dumps({"id": 12345, "name": "bench", "pad": "x" * 990})[:1024]
+
+
+def raise_fd_limit() -> None:
+    """Room for thousands of connections here and in the proxies started from here."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 16384:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(16384, hard), hard))
 
 
 def free_port() -> int:
@@ -140,6 +151,7 @@ class Entry:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     results: dict[int, list[Run]] = field(default_factory=dict)
+    memory: str = ""  # what idle keep-alive connections cost (bench/memory.py)
 
     def median(self, conns: int, attr: str) -> float:
         return float(statistics.median(getattr(r, attr) for r in self.results[conns]))
@@ -226,6 +238,7 @@ def main() -> int:
                 f"{tool} is missing: run bench/setup.sh (installs wrk and nginx)", file=sys.stderr
             )
             return 2
+    raise_fd_limit()
     strangler = shutil.which("strangler") or str(Path(sys.executable).parent / "strangler")
     run = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
     up_port = free_port()
@@ -264,6 +277,8 @@ def main() -> int:
                     )
                     pid = entry.proc.pid if entry.proc else None
                     entry.results[conns].append(wrk(entry.port, conns, DURATION, pid))
+        if MEMORY:
+            idle_memory(entries)
     finally:
         for entry in entries:
             stop(entry.proc)
@@ -271,6 +286,17 @@ def main() -> int:
         shutil.rmtree(run, ignore_errors=True)
     report(entries)
     return 0
+
+
+def idle_memory(entries: list[Entry]) -> None:
+    """What idle keep-alive connections cost each proxy (bench/memory.py)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.memory import IDLE_CONNS, measure
+
+    for entry in entries:
+        if entry.proc is not None:
+            print(f"{entry.name} {IDLE_CONNS} idle connections", file=sys.stderr, flush=True)
+            entry.memory = measure(entry.port, entry.proc.pid).describe()
 
 
 def report(entries: list[Entry]) -> None:
@@ -304,6 +330,12 @@ def report(entries: list[Entry]) -> None:
     print()
     for e in entries:
         print(f"- **{e.name}**: {e.what}")
+    if any(e.memory for e in entries):
+        print("\nIdle keep-alive client connections, RSS delta per worker:\n")
+        for e in entries:
+            if e.memory:
+                print(f"- **{e.name}**: {e.memory}")
+                out[e.name]["idle_memory"] = e.memory  # type: ignore[assignment]
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(out, indent=1))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The protocol, upstream and WebSocket tests against the lowest dependency versions that
 # pyproject.toml allows (constraints/minimum.txt), in a throwaway virtual environment.
-# gateway/http/server.py subclasses uvicorn internals: this is what keeps the bounds true.
+# gateway/http/ builds on httptools and the websockets sans-I/O protocol: these keep the
+# bounds true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -37,7 +38,7 @@ import tomllib
 
 with open("pyproject.toml", "rb") as f:
     dev = tomllib.load(f)["project"]["optional-dependencies"]["dev"]
-print(" ".join(d for d in dev if d.split("==")[0] in ("pytest", "pytest-asyncio")))
+print(" ".join(d for d in dev if d.split("==")[0] in ("pytest", "pytest-asyncio", "hypothesis")))
 PY
 )
 

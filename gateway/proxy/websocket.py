@@ -1,8 +1,8 @@
 """WebSocket upgrades, relayed both ways to the chosen backend.
 
-uvicorn completes the client's handshake; this module routes the upgrade like
-any request, opens the backend connection with the ``websockets`` client (the
-only module that imports it), accepts the client with the backend's chosen
+The server (:mod:`gateway.http.websocket`) completes the client's handshake once this
+module accepts it; this module routes the upgrade like any request, opens the backend
+connection with the ``websockets`` client, accepts the client with the backend's chosen
 subprotocol, and pumps messages until either side closes.
 """
 

@@ -1,5 +1,5 @@
-"""One gateway worker process: uvicorn serving the proxy (gateway.http.server) on an inherited
-socket.
+"""One gateway worker process: the proxy's own HTTP/1.1 server (gateway.http.server) on an
+inherited socket, on uvloop when it is installed.
 
 Started by :mod:`gateway.runtime.supervisor` as ``python -m gateway.runtime.worker``, with ``-c``
 naming the supervisor's copy of the last configuration that passed validation (never the
@@ -10,7 +10,9 @@ process.
 A SIGHUP must never kill a worker, not even one still starting: the supervisor starts it
 with SIGHUP blocked, :func:`main` first installs a handler that only notes the signal
 (:class:`EarlyHangups`) and unblocks it, and once the event loop runs the real handler takes
-over and a reload noted meanwhile is done.
+over and a reload noted meanwhile is done.  SIGTERM (or SIGINT) drains the server: it stops
+accepting, closes idle connections and finishes the requests in flight (for at most
+``DRAIN_GRACE`` seconds) before the proxy's stop hooks run.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
-
 from gateway.config import ConfigError, load_file
-from gateway.http.server import protocol_class
+from gateway.http.lifespan import Lifespan
+from gateway.http.server import Server
 from gateway.metrics.registry import GatewayMetrics
 from gateway.proxy.generation import Generation
 from gateway.rollout.follower import Follower
@@ -38,6 +40,17 @@ from gateway.tasks import spawn
 
 log = logging.getLogger("strangler.worker")
 SNAPSHOT_INTERVAL = 1.0
+DRAIN_GRACE = 30.0  # seconds the requests in flight get to finish on SIGTERM
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop when it is installed, else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.new_event_loop
+    new: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return new
 
 
 class EarlyHangups:
@@ -117,30 +130,37 @@ class Worker:
             await self.follower.store.close()
         self.metrics.registry.write(self.metrics_dir)
 
-    def run(self, sock: socket.socket) -> None:
+    def server(self) -> Server:
+        """The proxy's HTTP/1.1 server, as the configuration sets it up."""
         proxy = self.config.proxy
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.proxy,
-                http=protocol_class(
-                    self.proxy.handle,
-                    proxy.max_header_bytes,
-                    proxy.client_timeout,
-                    on_refused=count_refusals(self.metrics),
-                ),
-                ws="websockets-sansio",
-                loop="uvloop",
-                lifespan="on",
-                access_log=False,
-                proxy_headers=False,  # X-Forwarded-* are ours to judge (trusted_proxies)
-                server_header=False,
-                date_header=False,
-                log_level="warning",
-                timeout_keep_alive=int(max(proxy.client_timeout, 1)),
-                timeout_graceful_shutdown=30,
-            )
+        return Server(
+            self.proxy.handle,
+            self.proxy,
+            max_header_bytes=proxy.max_header_bytes,
+            head_timeout=proxy.client_timeout,
+            body_timeout=proxy.client_timeout,
+            keep_alive=max(proxy.client_timeout, 1.0),
+            on_refused=count_refusals(self.metrics),
         )
-        server.run(sockets=[sock])
+
+    async def serve(self, sock: socket.socket) -> None:
+        """Serve on ``sock`` until SIGTERM or SIGINT, then drain."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        lifespan = Lifespan(self.proxy)
+        await lifespan.startup()
+        server = self.server()
+        await server.start(sock)
+        await stop.wait()
+        log.info("draining: %d connections open", len(server.connections))
+        await server.drain(DRAIN_GRACE)
+        await lifespan.shutdown()
+
+    def run(self, sock: socket.socket) -> None:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(self.serve(sock))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,12 +4,15 @@ as a ``strangler run`` process), and a fast load client on the gateway's own tra
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,12 +22,14 @@ from typing import Any
 import httpx
 
 from gateway.config import parse
-from gateway.http.server import protocol_class
+from gateway.http.lifespan import Lifespan
+from gateway.http.server import Server
 from gateway.http.upstream import PooledTransport, UpstreamRequest
 from gateway.proxy.proxy import Proxy
 from gateway.runtime.wiring import build_proxy, count_refusals
+from gateway.runtime.worker import loop_factory
 from tests.eventually import GiveUp, wait_until
-from tests.harness import UvicornThread, free_port, wait_for_port
+from tests.harness import ServiceError, UvicornThread, free_port, wait_for_port
 
 Scope = dict[str, Any]
 
@@ -140,25 +145,80 @@ def config_text(urls: dict[str, str], routes: str, extra: str = "") -> str:
     return "\n".join(lines) + "\nroutes:\n" + routes + "\n" + extra
 
 
+class ServerThread:
+    """The gateway's own HTTP/1.1 server (gateway.http.server) on a free loopback port, in
+    a background thread with its own event loop (uvloop, as a worker runs); ``lifespan``
+    is an ASGI app whose lifespan is run around it."""
+
+    def __init__(self, server: Server, lifespan: Any = None) -> None:
+        self.server = server
+        self.lifespan = lifespan
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port: int = self.sock.getsockname()[1]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        lifespan = Lifespan(self.lifespan) if self.lifespan is not None else None
+        if lifespan is not None:
+            await lifespan.startup()
+        await self.server.start(self.sock)
+        self._started.set()
+        await self._stop.wait()
+        await self.server.drain(5)
+        if lifespan is not None:
+            await lifespan.shutdown()
+
+    def drain(self, grace: float = 5.0) -> concurrent.futures.Future[None]:
+        """Drain the server (as SIGTERM does in a worker), from the test's thread."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(self.server.drain(grace), self.loop)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        if not self._started.wait(10):
+            raise ServiceError("the gateway's server did not start within 10s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop, stop = self.loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        self.thread.join(10)
+        self.sock.close()
+
+
 @contextmanager
-def gateway(text: str) -> Iterator[tuple[UvicornThread, Proxy]]:
-    """The proxy served in-process by uvicorn with the gateway's protocol."""
+def gateway(text: str) -> Iterator[tuple[ServerThread, Proxy]]:
+    """The proxy served in-process by the gateway's own server."""
     config = parse(text)
     proxy = build_proxy(config)
-    server = UvicornThread(
+    server = Server(
+        proxy.handle,
         proxy,
-        http=protocol_class(
-            proxy.handle,
-            config.proxy.max_header_bytes,
-            config.proxy.client_timeout,
-            on_refused=count_refusals(proxy.metrics),
-        ),
-        ws="websockets-sansio",
-        proxy_headers=False,
-        lifespan="on",
+        max_header_bytes=config.proxy.max_header_bytes,
+        head_timeout=config.proxy.client_timeout,
+        body_timeout=config.proxy.client_timeout,
+        keep_alive=max(config.proxy.client_timeout, 1.0),
+        on_refused=count_refusals(proxy.metrics),
     )
-    with server:
-        yield server, proxy
+    with ServerThread(server, lifespan=proxy) as thread:
+        yield thread, proxy
 
 
 @dataclass

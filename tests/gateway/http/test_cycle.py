@@ -69,3 +69,21 @@ async def test_the_connection_closes_after_the_statuses_nginx_closes_after(
     assert got.startswith(b"HTTP/1.1 %d " % status)
     assert (b"connection: close\r\n" in got) is closes
     assert got.endswith(b"status") if closes else got.endswith(b"GET /next  ")
+
+
+async def test_http_1_0_keeps_alive_only_when_asked() -> None:
+    with served() as server:
+        got = await exchange(
+            server.port,
+            b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+            b"never",  # read until the server closes, after the second
+        )
+        first, second = got.split(b"HTTP/1.1 200 OK\r\n")[1:]
+        assert b"connection: keep-alive\r\n" in first and first.endswith(b"GET /a  ")
+        assert b"connection: close\r\n" in second and second.endswith(b"GET /b  ")
+        # a streamed body to an HTTP/1.0 client is delimited by the close, not chunked
+        got = await exchange(
+            server.port, b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", b"never"
+        )
+        assert b"chunked" not in got and b"connection: close\r\n" in got
+        assert got.endswith(b"\r\n\r\nabcd")

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from gateway.http.downstream import ClientGone, Request, Responder
 from gateway.tasks import spawn
+from tests.eventually import eventually
 from tests.gateway.http.wire import Site, Tap, converse, open_site, read_response, served
 from tests.gateway.support import backends, config_text, gateway, raw_request
 
@@ -56,7 +58,7 @@ async def test_malformed_and_hostile_requests(request_bytes: bytes, status: byte
 
 
 async def test_idle_connections_are_closed_after_keep_alive() -> None:
-    with served(timeout_keep_alive=1) as server:
+    with served(keep_alive=1) as server:
         loop = asyncio.get_running_loop()
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -278,3 +280,59 @@ async def test_a_refused_upload_is_not_read_to_its_end(site: Site) -> None:
     assert b"connection: close\r\n" in tap.received
     assert sent < 32 << 20, sent  # the gateway hung up instead of reading 200 MB
     assert site.hits() == 0
+
+
+async def test_drain_finishes_requests_in_flight_closes_idle_ones_and_stops_accepting() -> None:
+    release = asyncio.Event()
+
+    async def handler(request: Request, io: Responder) -> None:
+        if request.path == b"/slow":
+            await release.wait()
+        await io.respond(200, [], request.path)
+
+    with served(handler) as server:
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        idle_writer.write(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await read_response(idle_reader)).body == b"/first"
+        busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        busy_writer.write(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        await eventually(lambda: server.server.tasks)
+        drained = asyncio.wrap_future(server.drain(5))
+        assert await asyncio.wait_for(idle_reader.read(1), 5) == b""  # idle: closed at once
+        with pytest.raises(ConnectionRefusedError):  # no longer accepting
+            await asyncio.open_connection("127.0.0.1", server.port)
+        assert server.loop is not None
+        server.loop.call_soon_threadsafe(release.set)
+        answer = await read_response(busy_reader)  # in flight: finished, then closed
+        assert (answer.status, answer.body) == (200, b"/slow")
+        assert answer.headers[b"connection"] == b"close"
+        assert await asyncio.wait_for(busy_reader.read(1), 5) == b""
+        await asyncio.wait_for(drained, 5)
+        idle_writer.close()
+        busy_writer.close()
+
+
+async def test_a_handler_waiting_for_a_stalled_body_is_answered_408() -> None:
+    gone: list[bool] = []
+
+    async def reader(request: Request, io: Responder) -> None:
+        more = True
+        try:
+            while more:
+                _, more = await io.read()
+        except ClientGone:
+            gone.append(True)
+            raise
+        await io.respond(200, [], b"read")
+
+    with served(reader, body_timeout=1) as server:
+        loop = asyncio.get_running_loop()
+        reader_, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+        started = loop.time()
+        response = await read_response(reader_)
+        assert response.status == 408 and response.headers[b"connection"] == b"close"
+        assert 1 <= loop.time() - started < 3.5
+        assert await asyncio.wait_for(reader_.read(1), 5) == b""
+        writer.close()
+    assert gone == [True]

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.http.downstream import Request, Responder
-from gateway.http.server import protocol_class
+from gateway.http.server import Server
 from gateway.tasks import spawn
-from tests.gateway.support import config_text, gateway
+from tests.gateway.support import ServerThread, config_text, gateway
 from tests.harness import UvicornThread
 
 ROUTES = (
@@ -226,13 +226,10 @@ async def echo(request: Request, io: Responder) -> None:
 
 
 @contextmanager
-def served(handler: Any = echo, **options: Any) -> Iterator[UvicornThread]:
-    """A gateway protocol serving ``handler`` alone, on a real socket."""
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:  # WebSocket/lifespan only
-        raise AssertionError("plain HTTP must not reach the ASGI app")
-
-    with UvicornThread(asgi, http=protocol_class(handler, 65536), **options) as server:
+def served(handler: Any = echo, **options: Any) -> Iterator[ServerThread]:
+    """The gateway's server serving ``handler`` alone, on a real socket (``options`` are
+    :class:`~gateway.http.server.Server`'s)."""
+    with ServerThread(Server(handler, **options)) as server:
         yield server
 
 

@@ -1,13 +1,19 @@
-"""A worker keeps serving its configuration when a reload finds an invalid file, and notes a
-SIGHUP that arrives before it can reload."""
+"""A worker keeps serving its configuration when a reload finds an invalid file, notes a
+SIGHUP that arrives before it can reload, and drains on SIGTERM."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
+from gateway.runtime.supervisor import bind
 from gateway.runtime.worker import Worker
+from tests.eventually import wait_until
+from tests.gateway.support import backends, config_text
 
 GOOD = """\
 version: 1
@@ -50,3 +56,44 @@ def test_early_hangups_note_a_sighup_instead_of_dying() -> None:
         [sys.executable, "-c", EARLY_HANGUP], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout.strip()) == (0, "noted"), done.stderr
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_drains_a_worker(tmp_path: Path) -> None:
+    """A worker on SIGTERM stops accepting, closes idle connections, finishes the request
+    in flight (its answer says connection: close) and exits 0."""
+    with backends("legacy") as b:
+        path = tmp_path / "routes.yaml"
+        path.write_text(
+            config_text({"legacy": b["legacy"].url}, "  - {name: all, split: {legacy: 1}}")
+        )
+        sock = bind("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        argv = [sys.executable, "-m", "gateway.runtime.worker", "--fd", str(sock.fileno())]
+        argv += ["-c", str(path), "--metrics-dir", str(tmp_path)]
+        proc = subprocess.Popen(argv, pass_fds=[sock.fileno()])
+        with ExitStack() as stack:
+            stack.callback(sock.close)
+            stack.callback(_reap, proc)
+            wait_until(lambda: list(tmp_path.glob("metrics-*.json")), message="the worker to start")
+            idle = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+            idle.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+            busy = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+            busy.sendall(b"GET /slow/700 HTTP/1.1\r\nHost: h\r\n\r\n")
+            wait_until(lambda: b["legacy"].server.server_state.connections, message="in flight")
+            proc.send_signal(signal.SIGTERM)
+            idle.settimeout(5)
+            assert idle.recv(1) == b""  # the idle connection is closed at once
+            busy.settimeout(10)
+            answer = b""
+            while piece := busy.recv(65536):
+                answer += piece
+            assert answer.startswith(b"HTTP/1.1 200") and b"connection: close\r\n" in answer
+            assert b'"path": "/slow/700"' in answer
+            assert proc.wait(20) == 0
