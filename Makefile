@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
-.PHONY: demo test lint bench bench-outbox bench-eventstore bench-shadow bench-profile bench-soak clean
+.PHONY: demo test lint bench bench-outbox bench-eventstore bench-saga bench-shadow bench-profile bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || { $(DEPS) venv && $(PYTHON) -m venv $(VENV); }
@@ -35,6 +35,7 @@ bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/eventstore.py
+	$(BIN)/python bench/saga.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
 
 bench-outbox: $(STAMP)
@@ -43,6 +44,10 @@ bench-outbox: $(STAMP)
 # A short run: DURATION=3 READ_EVENTS=50000 make bench-eventstore
 bench-eventstore: $(STAMP)
 	$(BIN)/python bench/eventstore.py
+
+# A short run: CHECKOUTS=500 SERIAL=10 make bench-saga
+bench-saga: $(STAMP)
+	$(BIN)/python bench/saga.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

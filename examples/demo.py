@@ -7,7 +7,10 @@ then says), the example legacy monolith (``legacy`` backend), the new order serv
 (the backend the read route shadows to), the outbox relay and the gateway.  It writes a
 few orders through the gateway (captured into the SQLite outbox, relayed, consumed into
 the service's read model), reads them as three users (sticky split, shadowed to the
-service), prints the routes' counts and the shadow report, and says where to look.
+service), prints the routes' counts and the shadow report, and says where to look.  Then
+it runs the checkout saga (:mod:`examples.checkout`) on the outbox's database: one order
+paid, one declined and compensated, and prints both timelines (``strangler saga list``
+shows them afterwards).
 
 The bundled broker keeps nothing between runs, so when the demo starts it, what earlier
 runs left behind no longer matches its (empty) log and is removed first, in one line of
@@ -25,6 +28,7 @@ kernel instead of running on.  Run it from the repository root.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -310,6 +314,61 @@ Ctrl-C stops everything.""",
     )
 
 
+CHECKOUT_CARDS = {"accepted": "4242424242424242", "declined": "4000000000000002"}
+
+
+def checkouts(config: Config, procs: list[subprocess.Popen[bytes]], seconds: float = 90.0) -> bool:
+    """The checkout saga: start the checkout services (saga and participants) on the
+    outbox's database, whose relay already runs, place one order that pays and one whose
+    card is declined, and print both timelines.  False when they did not both end."""
+    from examples.checkout.orders import order_placed, place
+    from gateway.capture.outbox import open_store
+    from strangler_events.database.factory import open_database
+    from strangler_events.saga.cli import format_timeline
+    from strangler_events.saga.store import SagaStore
+
+    url, bootstrap = str(config.outbox.get("url", "")), str(config.kafka["bootstrap"])
+    if str(config.kafka.get("topic")) != "events.{aggregate}":
+        print("\ncheckout saga: skipped (it expects kafka.topic: events.{aggregate})")
+        return False
+    print("\ncheckout saga: one order paid, one declined (compensated)", flush=True)
+    procs.append(_start("examples.checkout", "serve", "--database", url, "--bootstrap", bootstrap))
+    run = secrets.token_hex(3)
+    ids = {kind: f"order-{run}-{kind}" for kind in CHECKOUT_CARDS}
+
+    async def place_and_wait() -> list[str]:
+        box = open_store(url)  # the relay makes it too; the orders must not wait for it
+        await box.init()
+        await box.close()
+        database = open_database(url)
+        store = SagaStore(database)
+        await store.init()
+        try:
+            await place(
+                database,
+                *(
+                    order_placed(i, sku="book", quantity=1, amount=25.0, card=CHECKOUT_CARDS[k])
+                    for k, i in ids.items()
+                ),
+            )
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                found = [i for ident in ids.values() for i in await store.get(ident)]
+                if len(found) == len(ids) and all(i.terminal for i in found):
+                    return ["\n".join(format_timeline(i)) for i in found]
+                await asyncio.sleep(0.3)
+            return []
+        finally:
+            await database.close()
+
+    timelines = asyncio.run(place_and_wait())
+    if not timelines:
+        print(f"  the checkouts did not end within {seconds:.0f}s (strangler saga list)")
+        return False
+    print("\n\n".join(timelines), flush=True)
+    return True
+
+
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan them
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -335,6 +394,7 @@ def run(config: Config, config_path: str) -> int:
         at = Addresses(config, legacy)
         _start_all(config, config_path, legacy, procs)
         _journey(at, config_path)
+        checkouts(config, procs)
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.5)
         print("a demo process exited; stopping", file=sys.stderr)

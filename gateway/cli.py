@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     from strangler_events.eventstore import cli as eventstore_cli
 
     eventstore_cli.add_commands(sub, common)
+    from strangler_events.saga import cli as saga_cli
+
+    saga_cli.add_commands(sub, common)
 
     p = sub.add_parser(
         "demo",

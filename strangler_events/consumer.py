@@ -6,7 +6,8 @@ Per partition, events are handled one at a time in offset order; a failing event
 retried in place (delays 1 s, 5 s, 15 s, 30 s by default, with jitter), which holds
 back the events behind it so that one aggregate's events never overtake each other.
 After the last retry the event goes to the dead-letter topic with the error, the
-attempt count and a timestamp, and the consumer moves on.  A record that is not an
+attempt count and a timestamp, and the consumer moves on (at once when the handler
+raises :class:`Reject`: that event can never be handled).  A record that is not an
 event, or a version newer than the upcasters know, is dead-lettered at once (retrying
 cannot help).  An event type with no handler is counted and either skipped or
 dead-lettered (``unknown=``).
@@ -54,6 +55,11 @@ HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 Handler = Callable[[Event, Tx | None], Awaitable[None]]
 Reset = Callable[[Tx | None], Awaitable[None]]  # empties what the handlers built
+
+
+class Reject(Exception):
+    """Raised by a handler for an event that can never be handled (retrying cannot
+    help): it is dead-lettered at once, with this message as the error."""
 
 
 class ConsumerMetrics:
@@ -353,7 +359,7 @@ class ResilientConsumer:
                 return
             except Exception as exc:  # the handler's failure, whatever it is
                 error = f"{type(exc).__name__}: {exc}"
-                if attempts > len(self.delays):
+                if isinstance(exc, Reject) or attempts > len(self.delays):
                     log.error(
                         "event %s dead-lettered after %d attempts: %s", event.id, attempts, error
                     )

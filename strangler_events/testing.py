@@ -16,6 +16,12 @@ Projections on a database (:class:`ProjectionFixture`, async)::
 
     await ProjectionFixture(orders_projection(db)).given(created).then_query(query, rows)
 
+Sagas (:class:`SagaFixture`, from :mod:`strangler_events.saga.fixture`)::
+
+    checkout = SagaFixture(CHECKOUT)
+    checkout.given(placed, reserved).when(declined).then_commands("ReleaseInventory")
+    checkout.given(placed).when_time_passes(30).then_commands("ReserveInventory")
+
 Every failure is an :class:`AssertionError` that says what differed (rendered by
 :mod:`strangler_events.difference`): an Expected | Actual table of the events, rows
 that differ marked ``>>``, each differing field path with both values, and the
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from strangler_events.aggregate import Aggregate, DomainEvent
 from strangler_events.difference import event_mismatch, summary, value_mismatch
+from strangler_events.saga.fixture import SagaFixture, SagaGiven, SagaOutcome
 
 if TYPE_CHECKING:
     from strangler_events.database.port import Tx
@@ -45,6 +52,9 @@ __all__ = [
     "Outcome",
     "ProjectionFixture",
     "ReadModelFixture",
+    "SagaFixture",
+    "SagaGiven",
+    "SagaOutcome",
     "assert_events",
 ]
 

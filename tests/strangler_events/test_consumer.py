@@ -17,7 +17,12 @@ from aiokafka.errors import OffsetOutOfRangeError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.tasks import spawn
-from strangler_events.consumer import ConsumerMetrics, ResilientConsumer, dead_letter_record
+from strangler_events.consumer import (
+    ConsumerMetrics,
+    Reject,
+    ResilientConsumer,
+    dead_letter_record,
+)
 from strangler_events.database import Tx, open_database
 from strangler_events.dlq import dead_letters, replay
 from strangler_events.envelope import Event
@@ -105,6 +110,28 @@ async def test_always_failing_event_is_dead_lettered_once_then_replayed_without_
     assert sorted(await effects()) == sorted(e.id for e in events)
     assert count(again, "duplicates", "Thing") == 1
     await database.close()
+
+
+async def test_a_rejected_event_is_dead_lettered_at_once_without_retries(
+    kafka_bootstrap: str,
+) -> None:
+    t = topic()
+    calls: list[str] = []
+
+    async def refuse(e: Event, tx: Tx | None) -> None:
+        calls.append(e.id)
+        if e.payload["n"] == 1:
+            raise Reject("no saga instance for it")
+
+    events = [event(1), event(2)]
+    await publish(kafka_bootstrap, t, list(events))
+    consumer = quick(kafka_bootstrap, t, {"Thing": refuse})
+    await run_until(consumer, lambda: count(consumer, "processed", "Thing") == 1)
+    [letter] = await dead_letters(kafka_bootstrap, f"{t}.dead")
+    assert letter.event_id == events[0].id and letter.attempts == 1
+    assert letter.error == "Reject: no saga instance for it"
+    assert calls == [events[0].id, events[1].id]  # tried once, not retried
+    assert count(consumer, "retried", "Thing") == 0
 
 
 async def test_v1_and_v2_events_reach_the_handler_as_v2(kafka_bootstrap: str) -> None:
