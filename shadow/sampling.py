@@ -29,9 +29,11 @@ class Sampler:
         self._n = 0
 
     def take(self) -> bool:
+        q = self._q
+        if q == SCALE:  # 100%: every call, without the arithmetic
+            return True
         n = self._n
         self._n = n + 1
-        q = self._q
         return (n + 1) * q // SCALE > n * q // SCALE
 
 

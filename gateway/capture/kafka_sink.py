@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps of a str, in C
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 
 from gateway.capture.rules import Event
 
 DEFAULT_MAX_RECORD = 1_048_576
+CACHED_KEYS = 65_536  # key hashes remembered (aggregates recur; the cache starts over when full)
 
 
 class PublishError(Exception):
@@ -62,10 +64,10 @@ def envelope(event: Event) -> bytes:
 def envelope_from_text(event: Event, payload_json: str | None, headers_json: str) -> bytes:
     """:func:`envelope` for a row whose payload and headers are already JSON text (the
     PostgreSQL store's), spliced in rather than parsed and encoded again."""
-    dumps = json.dumps
+    q = _quoted
     return (
-        f'{{"id":{dumps(event.id)},"type":{dumps(event.type)},'
-        f'"aggregatetype":{dumps(event.aggregatetype)},"aggregateid":{dumps(event.aggregateid)},'
+        f'{{"id":{q(event.id)},"type":{q(event.type)},'
+        f'"aggregatetype":{q(event.aggregatetype)},"aggregateid":{q(event.aggregateid)},'
         f'"schema_version":{int(event.headers.get("schema_version", 1))},'
         f'"occurred_at":{event.occurred_at!r},"payload":{payload_json or "null"},'
         f'"metadata":{headers_json}}}'
@@ -73,16 +75,58 @@ def envelope_from_text(event: Event, payload_json: str | None, headers_json: str
 
 
 def record_headers(event: Event) -> list[tuple[str, bytes]]:
-    headers = [
-        ("id", event.id.encode()),
+    return [("id", event.id.encode()), *_kind_headers(event), *_trace_header(event)]
+
+
+def _kind_headers(event: Event) -> tuple[tuple[str, bytes], ...]:
+    return (
         ("type", event.type.encode()),
         ("aggregatetype", event.aggregatetype.encode()),
         ("schema_version", str(event.headers.get("schema_version", 1)).encode()),
-    ]
+    )
+
+
+def _trace_header(event: Event) -> list[tuple[str, bytes]]:
     trace = event.headers.get("traceparent")
-    if trace:
-        headers.append(("traceparent", str(trace).encode()))
-    return headers
+    return [("traceparent", str(trace).encode())] if trace else []
+
+
+def partition_for(key: bytes, partitions: Sequence[int], hashes: dict[bytes, int]) -> int:
+    """Where aiokafka's default partitioner puts ``key`` (murmur2, as the Java client),
+    with the key's hash remembered in ``hashes``: the pure-Python murmur2 is the costliest
+    step per record otherwise, and one aggregate's key comes again and again."""
+    h = hashes.get(key)
+    if h is None:
+        if len(hashes) >= CACHED_KEYS:
+            hashes.clear()
+        h = hashes[key] = murmur2(key) & 0x7FFFFFFF
+    return partitions[h % len(partitions)]
+
+
+class _Records:
+    """Per-batch lookups that repeat from record to record: topic names and the header
+    triple (type, aggregate type, schema version) per kind of event."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.topics: dict[tuple[str, str], str] = {}
+        self.kinds: dict[tuple[str, str, str], tuple[tuple[str, bytes], ...]] = {}
+
+    def topic(self, event: Event) -> str:
+        kind = (event.aggregatetype, event.type)
+        topic = self.topics.get(kind)
+        if topic is None:
+            topic = self.topics[kind] = topic_for(self.template, event)
+        return topic
+
+    def headers(self, event: Event) -> list[tuple[str, bytes]]:
+        kind = (event.type, event.aggregatetype, str(event.headers.get("schema_version", 1)))
+        common = self.kinds.get(kind)
+        if common is None:
+            common = self.kinds[kind] = _kind_headers(event)
+        if "traceparent" in event.headers:
+            return [("id", event.id.encode()), *common, *_trace_header(event)]
+        return [("id", event.id.encode()), *common]
 
 
 def _translate(exc: BaseException) -> PublishError:
@@ -92,6 +136,16 @@ def _translate(exc: BaseException) -> PublishError:
         if not isinstance(exc, kafka_errors.KafkaTimeoutError | kafka_errors.KafkaConnectionError):
             return PublishError(f"{type(exc).__name__}: {exc}")
     return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One :meth:`KafkaSink.send` call's records: ``indices`` picks one partition's."""
+
+    events: Sequence[Event]
+    keys: list[bytes]
+    values: list[bytes]
+    indices: list[int]
 
 
 @dataclass(slots=True)
@@ -126,6 +180,8 @@ class KafkaSink:
             "request_timeout_ms": int(request_timeout * 1000),
         }
         self._producer: AIOKafkaProducer | None = None
+        self._hashes: dict[bytes, int] = {}
+        self._records = _Records(topic_template)
 
     async def start(self) -> None:
         if self._producer is None:
@@ -150,16 +206,20 @@ class KafkaSink:
         sending = Sending([None] * len(events), [])
         groups: dict[tuple[str, int], list[int]] = {}
         values: list[bytes] = []
+        keys: list[bytes] = []
         partitions: dict[str, list[int]] = {}
+        limit, hashes, records = self.max_record_bytes, self._hashes, self._records
         for i, event in enumerate(events):
-            value = envelope(event)
+            value = event.encoded if event.encoded is not None else envelope(event)
+            key = event.aggregateid.encode()
             values.append(value)
-            if len(value) > self.max_record_bytes:
+            keys.append(key)
+            if len(value) > limit:
                 sending.results[i] = PublishError(
-                    f"record of {len(value)} bytes exceeds the {self.max_record_bytes}-byte limit"
+                    f"record of {len(value)} bytes exceeds the {limit}-byte limit"
                 )
                 continue
-            topic = topic_for(self.topic_template, event)
+            topic = records.topic(event)
             known = partitions.get(topic)
             if known is None:
                 try:
@@ -167,53 +227,45 @@ class KafkaSink:
                 except Exception as exc:  # noqa: BLE001 - translated per record
                     sending.results[i] = _translate(exc)
                     continue
-            key = event.aggregateid.encode()
-            groups.setdefault((topic, DefaultPartitioner()(key, known, known)), []).append(i)
-        for (topic, partition), indices in groups.items():
-            await self._send_partition(producer, events, values, indices, topic, partition, sending)
+            where = (topic, partition_for(key, known, hashes))
+            group = groups.get(where)
+            if group is None:
+                groups[where] = [i]
+            else:
+                group.append(i)
+        for where, indices in groups.items():
+            await self._send_partition(
+                producer, _Batch(events, keys, values, indices), where, sending
+            )
         return sending
 
     async def _send_partition(
-        self,
-        producer: AIOKafkaProducer,
-        events: Sequence[Event],
-        values: list[bytes],
-        indices: list[int],
-        topic: str,
-        partition: int,
-        sending: Sending,
+        self, producer: AIOKafkaProducer, batch: _Batch, where: tuple[str, int], sending: Sending
     ) -> None:
-        """One partition's records as whole record batches, in event order."""
-        batch, members = producer.create_batch(), []
-        for i in [*indices, -1]:
-            if i >= 0:
-                event = events[i]
-                added = batch.append(
-                    key=event.aggregateid.encode(),
-                    value=values[i],
+        """One partition's records as whole record batches, in event order (a batch always
+        takes its first record, however large)."""
+        headers = self._records.headers
+        position = 0
+        while position < len(batch.indices):
+            builder, members = producer.create_batch(), []
+            for i in batch.indices[position:]:
+                added = builder.append(
+                    key=batch.keys[i],
+                    value=batch.values[i],
                     timestamp=None,
-                    headers=record_headers(event),
+                    headers=headers(batch.events[i]),
                 )
-                if added is not None:
-                    members.append(i)
-                    continue
-            if members:  # full (or the end): hand it over, start the next one
-                try:
-                    future = await producer.send_batch(batch, topic, partition=partition)
-                except Exception as exc:  # noqa: BLE001
-                    for m in members:
-                        sending.results[m] = _translate(exc)
-                else:
-                    sending.futures.extend((m, future) for m in members)
-                batch, members = producer.create_batch(), []
-                if i >= 0:
-                    batch.append(
-                        key=events[i].aggregateid.encode(),
-                        value=values[i],
-                        timestamp=None,
-                        headers=record_headers(events[i]),
-                    )
-                    members.append(i)
+                if added is None:  # full: hand this one over, the rest go in the next
+                    break
+                members.append(i)
+            position += len(members)
+            try:
+                future = await producer.send_batch(builder, where[0], partition=where[1])
+            except Exception as exc:  # noqa: BLE001
+                for m in members:
+                    sending.results[m] = _translate(exc)
+            else:
+                sending.futures.extend((m, future) for m in members)
 
     async def collect(self, sending: Sending) -> list[PublishError | None]:
         """Wait for a batch's acknowledgements; one result per event, in order."""

@@ -123,17 +123,17 @@ class Relay:
             pass
 
     async def pump(self) -> int:
-        """Publish until nothing is pending.  The next batch is read while the broker
-        acknowledges the current one, and marking a batch overlaps sending the next; a
-        batch is sent only after the one before it was fully acknowledged, so a failure
-        can never let a later event of an aggregate overtake an earlier one."""
+        """Publish until nothing is pending.  The next batch is read while the current one
+        is encoded and acknowledged, and marking a batch overlaps sending the next; a batch
+        is sent only after the one before it was fully acknowledged, so a failure can never
+        let a later event of an aggregate overtake an earlier one.  At most two batches are
+        ever unmarked yet acknowledged: the one being marked and the one after it."""
         total = 0
         rows = await self.store.pending(self.batch)
         marking: asyncio.Future[None] | None = None
         try:
             while rows and not self.stopping.is_set():
-                handle = await self.sink.send([r.event for r in rows])
-                ahead = await self.store.pending(self.batch, after=rows[-1].seq)
+                handle, ahead = await self._send_reading_ahead(rows)
                 results = await self.sink.collect(handle)
                 if marking is not None:
                     await marking
@@ -154,6 +154,18 @@ class Relay:
             if marking is not None:
                 await marking
         return total
+
+    async def _send_reading_ahead(self, rows: list[Row]) -> tuple[Any, list[Row]]:
+        """Hand ``rows`` to the sink while the store reads the batch after them (the
+        database works on the query while this process encodes the records)."""
+        reading = asyncio.ensure_future(self.store.pending(self.batch, after=rows[-1].seq))
+        try:
+            handle = await self.sink.send([r.event for r in rows])
+        except BaseException:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            raise
+        return handle, await reading
 
     async def _settle(
         self, rows: list[Row], results: list[PublishError | None]

@@ -7,12 +7,17 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
+from gateway.capture import kafka_sink
 from gateway.capture.kafka_sink import (
     BrokerUnavailable,
     KafkaSink,
     PublishError,
     envelope,
+    envelope_from_text,
+    partition_for,
+    record_headers,
     topic_for,
 )
 from gateway.capture.rules import Event
@@ -112,3 +117,49 @@ def test_topic_template() -> None:
     e = event(1, "a", "order")
     assert topic_for("events.{aggregate}", e) == "events.order"
     assert topic_for("{aggregate}.{type}", e) == "order.OrderCreated"
+
+
+def test_partitions_are_aiokafkas_with_the_key_hashes_remembered(monkeypatch: Any) -> None:
+    monkeypatch.setattr(kafka_sink, "CACHED_KEYS", 100)
+    hashes: dict[bytes, int] = {}
+    for partitions in ([0], [0, 1, 2], list(range(7))):
+        for n in range(300):
+            key = f"aggregate-{n}".encode()
+            assert partition_for(key, partitions, hashes) == DefaultPartitioner()(
+                key, partitions, partitions
+            )
+            assert len(hashes) <= 100  # bounded: starts over when full
+
+
+def test_record_headers_and_the_spliced_envelope_match_the_plain_ones() -> None:
+    e = event(1, 'a "quoted" \u00e9', "order")
+    assert record_headers(e) == [
+        ("id", e.id.encode()),
+        ("type", b"OrderCreated"),
+        ("aggregatetype", b"order"),
+        ("schema_version", b"2"),
+        ("traceparent", b"00-t-s-01"),
+    ]
+    spliced = envelope_from_text(e, json.dumps(e.payload), json.dumps(e.headers))
+    assert json.loads(spliced) == json.loads(envelope(e))
+
+
+async def test_a_key_spread_over_several_record_batches_stays_in_order(
+    kafka_bootstrap: str,
+) -> None:
+    kind = f"order{uuid.uuid4().hex[:6]}"
+    sink = KafkaSink(kafka_bootstrap, "events.{aggregate}")
+    # 600 records of ~2 KiB for one key: more than one 256 KiB record batch
+    events = [event(n, "a", kind, {"n": n, "pad": "x" * 2000}) for n in range(600)]
+    events.insert(300, event(9999, "b", kind))
+    try:
+        sending = await sink.send(events)
+        assert len({id(f) for _, f in sending.futures}) > 2  # really several batches
+        assert await sink.collect(sending) == [None] * len(events)
+    finally:
+        await sink.stop()
+    records = await consume(kafka_bootstrap, f"events.{kind}", len(events))
+    by_key: dict[bytes, list[int]] = {}
+    for r in records:
+        by_key.setdefault(r.key, []).append(json.loads(r.value)["payload"]["n"])
+    assert by_key == {b"a": list(range(600)), b"b": [9999]}

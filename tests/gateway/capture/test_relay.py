@@ -157,6 +157,39 @@ async def test_only_the_leader_publishes(tmp_path: Path, monkeypatch: pytest.Mon
     await other.close()
 
 
+async def test_a_crash_between_publish_and_mark_resends_at_most_two_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await sqlite_store(tmp_path)
+    await store.append([event(n, str(n % 7)) for n in range(1, 101)])
+    mark = store.mark_published
+    marks: list[int] = []
+    stuck = asyncio.Event()
+
+    async def dies_at_the_third_mark(seqs: Sequence[int]) -> None:
+        marks.append(len(seqs))
+        if len(marks) >= 3:  # the process dies here: this mark never lands
+            stuck.set()
+            await asyncio.Event().wait()
+        await mark(seqs)
+
+    monkeypatch.setattr(store, "mark_published", dies_at_the_third_mark)
+    sink = FakeSink()
+    pumping = asyncio.ensure_future(Relay(store, sink, batch=10).pump())
+    await eventually(stuck.is_set, timeout=10, message="the third batch's mark under way")
+    pumping.cancel()
+    await asyncio.gather(pumping, return_exceptions=True)
+    monkeypatch.setattr(store, "mark_published", mark)
+    before = len(sink.sent)
+    assert before <= 40  # it never ran more than one batch ahead of its marks
+    await Relay(store, sink, batch=10).pump()  # the standby takes over
+    assert sorted(set(sink.sent)) == list(range(1, 101)) and await pending_ns(store) == []
+    resent = len(sink.sent) - 100
+    assert 0 < resent <= 2 * 10, sink.sent  # the batch being marked and the one after it
+    assert sink.sent[before:] == list(range(before - resent + 1, 101))  # in order, again
+    await store.close()
+
+
 # --- drills on real services -----------------------------------------------------------
 
 

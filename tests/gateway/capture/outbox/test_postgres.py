@@ -1,12 +1,14 @@
-"""PostgreSQL-specific outbox behaviour: NOTIFY wake-ups, leadership tied to the session."""
+"""PostgreSQL-specific outbox behaviour: NOTIFY wake-ups, leadership tied to the session,
+backlog reads planned as an ordered index walk."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 
-from gateway.capture.outbox.postgres import PostgresOutbox
+from gateway.capture.outbox.postgres import IN_SEQ_ORDER, PENDING, PostgresOutbox
 from gateway.capture.rules import Event
 from tests.eventually import eventually
 
@@ -55,3 +57,40 @@ async def test_leadership_ends_with_the_leaders_session(pg_database: str) -> Non
     assert not await a.lead("a", 5)
     await a.close()
     await b.close()
+
+
+async def plan_of_pending(conn: asyncpg.Connection, settings: str) -> str:
+    async with conn.transaction():
+        if settings:
+            await conn.execute(settings)
+        rows = await conn.fetch("EXPLAIN " + PENDING, 500, 0)
+    return "\n".join(r[0] for r in rows)
+
+
+async def test_a_backlog_is_read_in_seq_order_from_the_index_without_sorting(
+    pg_database: str,
+) -> None:
+    store = PostgresOutbox(pg_database)
+    await store.init()
+    # No statistics during the test (an autovacuum ANALYZE would change the first plan).
+    await store.execute("ALTER TABLE strangler_outbox SET (autovacuum_enabled = false)")
+    events = [
+        Event(f"00000000-0000-4000-8000-{n:012d}", "order", str(n % 50), "T", {"n": n}, 1.0, {})
+        for n in range(1, 20001)
+    ]
+    for start in range(0, len(events), 5000):
+        await store.append(events[start : start + 5000])
+    conn = await asyncpg.connect(pg_database)
+    try:
+        # A fresh table has no statistics: left alone, the planner gathers and sorts
+        # the whole backlog to return the first 500 rows.
+        assert "Sort" in await plan_of_pending(conn, "")
+        plan = await plan_of_pending(conn, IN_SEQ_ORDER)
+    finally:
+        await conn.close()
+    assert "Sort" not in plan and "Index Scan using strangler_outbox_pending" in plan, plan
+    rows = await store.pending(500, after=100)
+    assert [r.event.payload is None for r in rows] == [True] * 500  # the value carries it
+    assert [r.seq for r in rows] == list(range(101, 601))
+    assert [json.loads(r.event.encoded or b"")["payload"]["n"] for r in rows[:2]] == [101, 102]
+    await store.close()
