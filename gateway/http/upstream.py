@@ -56,6 +56,8 @@ __all__ = [
 # connection while we send on it looks like a reset, which is unsafe to retry for writes.
 # uvicorn's default keep-alive is 5 s, nginx's 75 s.
 IDLE_REUSE_LIMIT = 4.0
+#: methods whose empty body goes without a Content-Length
+_NO_BODY_METHODS = frozenset({b"GET", b"HEAD", b"DELETE", b"OPTIONS"})
 MAX_PENDING = 1024  # requests waiting for a connection to one backend (Envoy's default)
 
 
@@ -81,10 +83,12 @@ def request_head(request: UpstreamRequest) -> bytes:
             head.append(b"transfer-encoding: chunked\r\n\r\n")
         else:
             head.append(b"content-length: %d\r\n\r\n" % request.length)
+    elif request.body:
+        head += (b"content-length: %d\r\n\r\n" % len(request.body), request.body)
+    elif request.method in _NO_BODY_METHODS:
+        head.append(b"\r\n")
     else:
-        if request.body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
-            head += (b"content-length: ", b"%d" % len(request.body), b"\r\n")
-        head += (b"\r\n", request.body)
+        head.append(b"content-length: 0\r\n\r\n")
     return b"".join(head)
 
 
@@ -137,10 +141,14 @@ class _Pool:
         self.total = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    def _take_idle(self) -> Connection | None:
+    def take_idle(self) -> Connection | None:
+        """The most recently used idle connection still fit for reuse, if any."""
+        idle = self.idle
+        if not idle:
+            return None
         now = self.loop.time()
-        while self.idle:
-            conn = self.idle.pop()
+        while idle:
+            conn = idle.pop()
             if not conn.closed and now - conn.idle_since < IDLE_REUSE_LIMIT:
                 return conn
             self._drop(conn)
@@ -148,12 +156,12 @@ class _Pool:
 
     async def acquire(self, connect_timeout: float, deadline: float) -> Connection:
         """A connection, idle or new, by ``deadline`` (the loop's clock)."""
-        conn = self._take_idle()
+        conn = self.take_idle()
         if conn is not None:
             return conn
         while self.total >= self.size:
             await self._wait(deadline)
-            conn = self._take_idle()
+            conn = self.take_idle()
             if conn is not None:
                 return conn
         self.total += 1
@@ -276,7 +284,7 @@ class PooledTransport:
         pool = self._pool(host, port, pool_size, max_pending)
         loop = pool.loop
         deadline = loop.time() + response_timeout
-        conn = await pool.acquire(connect_timeout, deadline)
+        conn = pool.take_idle() or await pool.acquire(connect_timeout, deadline)
         conn.exchanging = True
         transport = conn.transport
         if transport is None or transport.is_closing():  # it spoke before being asked
@@ -287,7 +295,7 @@ class PooledTransport:
             raise PoolTimeout(f"no connection to {host}:{port} before the deadline")
         conn.head_request = request.head
         conn.head_waiter = loop.create_future()
-        timer = loop.call_at(deadline, conn.timeout, "no response in time")
+        conn.arm(deadline)
         try:
             transport.write(request_head(request))
             if request.stream is not None:
@@ -297,7 +305,7 @@ class PooledTransport:
             pool.release(conn, False)
             raise
         finally:
-            timer.cancel()
+            conn.disarm()
             conn.head_waiter = None
         return PooledResponse(conn, response_timeout)
 

@@ -29,6 +29,8 @@ from gateway.http.upstream_errors import (
 from gateway.types import Headers
 
 _HIGH_WATER = 256 * 1024  # response bytes buffered before we stop reading the backend
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+_TIMER_SLACK = 0.001  # a timer firing this early (clock granularity) counts as on time
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class Connection(asyncio.Protocol):
         self.reset()
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
+        self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
+        self._timer: asyncio.TimerHandle | None = None
 
     def reset(self) -> None:
         """Ready for the next exchange."""
@@ -73,6 +77,7 @@ class Connection(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
         self.status = 0  # set once the final (non-1xx) head is complete
         self.headers: Headers = []
+        self.framed = False  # the head has a Content-Length or Transfer-Encoding
         self.head_waiter: asyncio.Future[None] | None = None
         self.body: collections.deque[bytes] = collections.deque()
         self.buffered = 0
@@ -117,6 +122,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.complete:
             if self.head_waiter is not None or self.status == 0:
                 self._fail(ResetBeforeResponse("connection closed before a response"))
@@ -150,16 +158,19 @@ class Connection(asyncio.Protocol):
             raise ProtocolFailure(f"backend response head over {self.limits.lines} header lines")
         if self.head_size > self.limits.size:
             raise ProtocolFailure(f"backend response head over {self.limits.size} bytes")
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        if name in _FRAMING:
+            self.framed = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200:  # 1xx interim responses are not forwarded
             self.headers = []
+            self.framed = False
             return
         self.status = status
-        framed = any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
-        self.until_close = not framed and self.status not in (204, 304)
+        self.until_close = not self.framed and status not in (204, 304)
         waiter = self.head_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -211,6 +222,32 @@ class Connection(asyncio.Protocol):
 
     def timeout(self, message: str) -> None:
         self._fail(UpstreamTimeout(message))
+
+    def arm(self, deadline: float) -> None:
+        """Fail the exchange with a timeout unless :meth:`disarm` comes by ``deadline``
+        (loop time).  One timer per connection, not per exchange: deadlines move on with
+        each request, and the timer is re-armed only when it fires before the current one."""
+        self.deadline = deadline
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.pool.loop.call_at(deadline, self._deadline_passed)
+
+    def disarm(self) -> None:
+        self.deadline = 0.0
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        deadline = self.deadline
+        if not deadline or self.closed:
+            return
+        loop = self.pool.loop
+        if loop.time() >= deadline - _TIMER_SLACK:
+            self.deadline = 0.0
+            self.timeout("no response in time")
+        else:  # armed again, later, since the timer was set
+            self._timer = loop.call_at(deadline, self._deadline_passed)
 
     async def write_body(self, stream: AsyncIterator[bytes], length: int | None) -> None:
         """Send a streamed body: raw when its ``length`` is declared, else chunked.

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from gateway.http.downstream import Request
 from gateway.proxy.generation import Generation
 from gateway.proxy.paths import PathError, normalise
-from gateway.proxy.routing import Decision, Facts, Refused
+from gateway.proxy.routing import MEMO_PATH_BYTES, Decision, Facts, Refused
 from gateway.types import Headers
 
 
@@ -51,23 +51,21 @@ def admit(gen: Generation, request: Request, draw: float, ejected: frozenset[str
             400, "absolute-form or authority-form request target refused", "absolute-form"
         )
     table = gen.table
-    wanted = table.wanted_header_bytes
+    wanted = table.wanted_header_names
     picked: dict[str, str] = {}
     cookie = content_length = None
     chunked = False
     for name, value in request.headers:
-        if name == b"content-length":
-            content_length = value
-        elif name == b"transfer-encoding":
-            chunked = True
-        elif name == b"cookie":
-            cookie = value
+        if name in _FRAMING:
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            else:
+                cookie = value
         if name in wanted:
-            picked[name.decode("latin-1")] = value.decode("latin-1")
-    try:
-        path = normalise(request.path)
-    except PathError as exc:
-        raise Refusal(400, str(exc), "path") from None
+            picked[wanted[name]] = value.decode("latin-1")
+    path = _normal(request.path)
     query = (
         dict(parse_qsl(request.query.decode("latin-1"), keep_blank_values=True))
         if table.needs_query and request.query
@@ -91,6 +89,27 @@ def admit(gen: Generation, request: Request, draw: float, ejected: frozenset[str
         limit = gen.config.proxy.max_body_bytes
     length = _length(content_length, limit)
     return Admitted(decision, path, length, chunked, limit)
+
+
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"cookie"})
+_NORMAL_SIZE = 4096  # raw paths whose normal form is remembered
+_normals: dict[bytes, str] = {}
+
+
+def _normal(raw_path: bytes) -> str:
+    """The normalised path (remembered: the same paths come back); refuses what
+    :func:`~gateway.proxy.paths.normalise` refuses."""
+    path = _normals.get(raw_path)
+    if path is None:
+        try:
+            path = normalise(raw_path)
+        except PathError as exc:
+            raise Refusal(400, str(exc), "path") from None
+        if len(raw_path) <= MEMO_PATH_BYTES:
+            if len(_normals) >= _NORMAL_SIZE:
+                _normals.clear()
+            _normals[raw_path] = path
+    return path
 
 
 def _length(value: bytes | None, limit: int) -> int | None:

@@ -27,7 +27,9 @@ async def _chunks(io: Responder, limit: int, timeout: float) -> AsyncIterator[by
     more = True
     while more:
         try:
-            chunk, more = await asyncio.wait_for(io.read(), timeout)
+            # A timer for the read, not a task (as asyncio.wait_for would make).
+            async with asyncio.timeout(timeout):
+                chunk, more = await io.read()
         except TimeoutError:
             raise ClientTooSlow from None
         total += len(chunk)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from gateway.http.downstream import Request, Responder
 from gateway.http.exchange import Exchange
-from gateway.http.upstream import UpstreamResponse
+from gateway.http.upstream import UpstreamRequest, UpstreamResponse
 from gateway.proxy.generation import Generation
 from gateway.proxy.headers import Outgoing
 from gateway.proxy.routing import Decision
+from gateway.types import Headers
 
 
 @dataclass(slots=True)
@@ -33,6 +34,30 @@ class Call:
     length: int | None  # the client's Content-Length, forwarded as such
     outgoing: Outgoing
     start: float
+
+
+_METHOD_BYTES = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")}
+
+
+def target_of(base_path: str, call: Call) -> bytes:
+    """The request target a backend is sent (its base path, the path, the query)."""
+    target = (base_path + call.path).encode("latin-1")
+    return target + b"?" + call.query if call.query else target
+
+
+def upstream_request(call: Call, target: bytes, headers: Headers) -> UpstreamRequest:
+    """One attempt's request.  A streamed body keeps the client's Content-Length (legacy
+    servers often refuse chunked request bodies); a chunked one stays chunked."""
+    method = call.method
+    return UpstreamRequest(
+        _METHOD_BYTES.get(method) or method.encode(),
+        target,
+        headers,
+        call.body,
+        call.stream,
+        method == "HEAD",
+        length=call.length,
+    )
 
 
 def exchange_of(

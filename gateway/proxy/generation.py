@@ -25,6 +25,8 @@ class Generation:
     backend_header: bytes = field(init=False)
     #: the Host header sent to each backend that rewrites it (``host_header: backend``)
     host_for: dict[str, bytes | None] = field(init=False)
+    #: each route's and backend's name as a header value names it
+    name_bytes: dict[str, bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = Table(self.config)
@@ -32,3 +34,5 @@ class Generation:
         self.route_header = self.config.proxy.route_header.lower().encode()
         self.backend_header = self.config.proxy.backend_header.lower().encode()
         self.host_for = {n: host_for(b) for n, b in self.config.backends.items()}
+        names = [*self.config.backends, *(r.name for r in self.config.routes)]
+        self.name_bytes = {name: name.encode() for name in names}

@@ -90,6 +90,18 @@ class Outgoing:
     host: bytes
 
 
+_DROP, _HOST, _CLAIM, _FORWARD, _REQUEST_ID, _CONNECTION = range(6)
+#: what the fast path of :func:`request_headers` does with a header, by name (absent: kept)
+_ACTION: dict[bytes, int] = {
+    **{n: _DROP for n in HOP_BY_HOP | _REFRAMED},
+    b"connection": _CONNECTION,
+    b"host": _HOST,
+    **{n: _CLAIM for n in _CLAIMS},
+    **{n: _FORWARD for n in _FORWARDED},
+    b"x-request-id": _REQUEST_ID,
+}
+
+
 def request_headers(
     incoming: Headers,
     client_ip: str,
@@ -98,18 +110,85 @@ def request_headers(
     rewrite_host: bytes | None = None,
     keep_upgrade: bool = False,
 ) -> Outgoing:
-    """Headers to send upstream for a request that arrived with ``incoming``."""
-    named = _connection_tokens(incoming) if any(n == b"connection" for n, _ in incoming) else None
+    """Headers to send upstream for a request that arrived with ``incoming``.
+
+    One pass over the headers, each looked up once; a request whose Connection header
+    names other headers (or one kept for an upgrade) takes the general path."""
+    if keep_upgrade:
+        return _request_headers(incoming, client_ip, scheme, trusted, rewrite_host, True)
     out: Headers = []
-    host = b""
-    request_id = b""
-    forwarded_for = forwarded_proto = forwarded_host = b""
+    host = request_id = forwarded_for = forwarded_proto = forwarded_host = b""
+    action_of = _ACTION.get
+    for pair in incoming:
+        action = action_of(pair[0])
+        if action is None:
+            out.append(pair)
+        elif action == _HOST:
+            host = pair[1]
+        elif action == _REQUEST_ID:
+            request_id = pair[1]
+            out.append(pair)
+        elif action == _CONNECTION:
+            if pair[1] not in _PLAIN_CONNECTION:
+                return _request_headers(incoming, client_ip, scheme, trusted, rewrite_host)
+        elif action == _FORWARD and trusted:
+            name = pair[0]
+            if name == b"x-forwarded-for":
+                forwarded_for = pair[1]
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = pair[1]
+            else:
+                forwarded_host = pair[1]
+        elif action == _CLAIM and trusted:
+            out.append(pair)
+    return _finish(
+        out, request_id, host, client_ip, scheme, rewrite_host, forwarded_for,
+        forwarded_proto, forwarded_host,
+    )  # fmt: skip
+
+
+def _finish(
+    out: Headers,
+    request_id: bytes,
+    host: bytes,
+    client_ip: str,
+    scheme: str,
+    rewrite_host: bytes | None,
+    forwarded_for: bytes,
+    forwarded_proto: bytes,
+    forwarded_host: bytes,
+) -> Outgoing:
+    """Add what the gateway adds: a request id when absent, X-Forwarded-*, Host."""
+    if not request_id:
+        request_id = new_request_id()
+        out.append((b"x-request-id", request_id))
+    ip = client_ip.encode()
+    out.append((b"x-forwarded-for", forwarded_for + b", " + ip if forwarded_for else ip))
+    out.append((b"x-forwarded-proto", forwarded_proto or scheme.encode()))
+    if host or forwarded_host:
+        out.append((b"x-forwarded-host", forwarded_host or host))
+    out.append((b"host", rewrite_host if rewrite_host is not None else host or b"localhost"))
+    return Outgoing(out, request_id, host)
+
+
+def _request_headers(
+    incoming: Headers,
+    client_ip: str,
+    scheme: str,
+    trusted: bool,
+    rewrite_host: bytes | None = None,
+    keep_upgrade: bool = False,
+) -> Outgoing:
+    """:func:`request_headers` in general: with a Connection header naming others."""
+    named = _connection_tokens(incoming)
+    out: Headers = []
+    host = request_id = forwarded_for = forwarded_proto = forwarded_host = b""
     for name, value in incoming:
         if name in HOP_BY_HOP or name in _REFRAMED:
             if keep_upgrade and name in (b"upgrade", b"connection"):
                 out.append((name, value))
             continue
-        if named and name in named:
+        if name in named:
             continue
         if name == b"host":
             host = value
@@ -128,21 +207,25 @@ def request_headers(
         if name == b"x-request-id":
             request_id = value
         out.append((name, value))
-    if not request_id:
-        request_id = new_request_id()
-        out.append((b"x-request-id", request_id))
-    ip = client_ip.encode()
-    out.append((b"x-forwarded-for", forwarded_for + b", " + ip if forwarded_for else ip))
-    out.append((b"x-forwarded-proto", forwarded_proto or scheme.encode()))
-    if host or forwarded_host:
-        out.append((b"x-forwarded-host", forwarded_host or host))
-    out.append((b"host", rewrite_host if rewrite_host is not None else host or b"localhost"))
-    return Outgoing(out, request_id, host)
+    return _finish(
+        out, request_id, host, client_ip, scheme, rewrite_host, forwarded_for,
+        forwarded_proto, forwarded_host,
+    )  # fmt: skip
 
 
 def response_headers(incoming: Headers, extra: Headers) -> Headers:
     """Headers to send the client for a backend response with ``incoming``."""
-    named = _connection_tokens(incoming) if any(n == b"connection" for n, _ in incoming) else None
-    out = [(n, v) for n, v in incoming if n not in HOP_BY_HOP and not (named and n in named)]
-    out.extend(extra)
+    out: Headers = []
+    named = False
+    for pair in incoming:
+        name = pair[0]
+        if name in HOP_BY_HOP:
+            if name == b"connection" and pair[1] not in _PLAIN_CONNECTION:
+                named = True
+        else:
+            out.append(pair)
+    if named:
+        tokens = _connection_tokens(incoming)
+        out = [pair for pair in out if pair[0] not in tokens]
+    out += extra
     return out

@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from gateway.config import Backend
 from gateway.http.downstream import (
     AsgiResponder,
     ClientGone,
@@ -36,14 +35,13 @@ from gateway.http.host import with_host
 from gateway.http.upstream import (
     Transport,
     UpstreamError,
-    UpstreamRequest,
     UpstreamResponse,
     UpstreamTimeout,
 )
 from gateway.metrics.registry import GatewayMetrics
 from gateway.proxy.admission import Refusal, admit, json_error
 from gateway.proxy.body import BodyTooLarge, ClientTooSlow, read_body
-from gateway.proxy.call import Call, access_log, exchange_of
+from gateway.proxy.call import Call, access_log, exchange_of, target_of, upstream_request
 from gateway.proxy.generation import Generation
 from gateway.proxy.headers import request_headers, response_headers
 from gateway.proxy.outlier import Outliers
@@ -228,9 +226,7 @@ class Proxy:
         served (or failed) last."""
         gen, route, metrics = call.gen, call.decision.route, self.metrics
         first = call.decision.backend
-        target = (gen.config.backends[first].base_path + call.path).encode("latin-1")
-        if call.query:
-            target += b"?" + call.query
+        target = target_of(gen.config.backends[first].base_path, call)
         deadline = call.start + (route.timeout or gen.config.backends[first].request_timeout)
         attempt = Attempt(
             backend=first, fallback=call.decision.fallback, retries_left=route.retries.attempts
@@ -240,16 +236,26 @@ class Proxy:
             backend = gen.config.backends[attempt.backend]
             if attempt.backend != first:  # a fallback: its own Host rule
                 headers = with_host(headers, gen.host_for[attempt.backend], call.outgoing.host)
-            response, error = await self._send(call, backend, target, headers, deadline)
-            if error is not None:
-                metrics.upstream_errors.inc((attempt.backend, error.kind))
-                self._failed(attempt.backend)
-            elif response is not None and response.status in FALLBACK_STATUSES:
-                self._failed(attempt.backend)
+            response: UpstreamResponse | None = None
+            error: UpstreamError | None = None
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                error = UpstreamTimeout("route timeout exhausted")
             else:
-                self.outliers.success(attempt.backend)
-                if response is not None and response.status < 500:
-                    return response, None, attempt.backend  # the common case
+                try:
+                    response = await self.transport.send(
+                        backend.host,
+                        backend.port,
+                        upstream_request(call, target, headers),
+                        backend.connect_timeout,
+                        min(route.retries.per_try_timeout or remaining, remaining),
+                        backend.pool_size,
+                        backend.max_pending,
+                    )
+                except UpstreamError as exc:
+                    error = exc
+            if self._answered(attempt.backend, response, error):
+                return response, None, attempt.backend  # the common case
             step = next_step(
                 attempt,
                 route.retries,
@@ -268,38 +274,19 @@ class Proxy:
                 metrics.retries.inc((route.name, attempt.backend))
             attempt = step
 
-    async def _send(
-        self, call: Call, backend: Backend, target: bytes, headers: Headers, deadline: float
-    ) -> tuple[UpstreamResponse | None, UpstreamError | None]:
-        """One attempt within what is left of the route's deadline."""
-        remaining = deadline - self.clock()
-        if remaining <= 0:
-            return None, UpstreamTimeout("route timeout exhausted")
-        # A streamed body keeps the client's Content-Length (legacy servers often refuse
-        # chunked request bodies); a chunked one stays chunked.
-        request = UpstreamRequest(
-            call.method.encode(),
-            target,
-            headers,
-            call.body,
-            call.stream,
-            call.method == "HEAD",
-            length=call.length,
-        )
-        per_try = call.decision.route.retries.per_try_timeout or remaining
-        try:
-            response = await self.transport.send(
-                backend.host,
-                backend.port,
-                request,
-                backend.connect_timeout,
-                min(per_try, remaining),
-                backend.pool_size,
-                backend.max_pending,
-            )
-        except UpstreamError as exc:
-            return None, exc
-        return response, None
+    def _answered(
+        self, backend: str, response: UpstreamResponse | None, error: UpstreamError | None
+    ) -> bool:
+        """Count an attempt's outcome; True when its response is the answer."""
+        if error is not None:
+            self.metrics.upstream_errors.inc((backend, error.kind))
+            self._failed(backend)
+        elif response is not None and response.status in FALLBACK_STATUSES:
+            self._failed(backend)
+        else:
+            self.outliers.success(backend)
+            return response is not None and response.status < 500
+        return False
 
     def _failed(self, backend: str) -> None:
         if self.outliers.failure(backend):
@@ -310,12 +297,15 @@ class Proxy:
     def _extra(self, call: Call, served: str) -> Headers:
         """Headers the gateway adds to every response."""
         gen = call.gen
-        extra: Headers = [(b"x-request-id", call.outgoing.request_id)]
         if gen.config.proxy.response_headers:
-            extra += [
-                (gen.route_header, call.decision.route.name.encode()),
-                (gen.backend_header, served.encode()),
+            names = gen.name_bytes
+            extra: Headers = [
+                (b"x-request-id", call.outgoing.request_id),
+                (gen.route_header, names[call.decision.route.name]),
+                (gen.backend_header, names.get(served) or served.encode()),
             ]
+        else:
+            extra = [(b"x-request-id", call.outgoing.request_id)]
         if call.decision.set_cookie is not None:
             name, value = call.decision.set_cookie
             extra.append((b"set-cookie", f"{name}={value}; {_COOKIE_ATTRIBUTES}".encode()))

@@ -22,6 +22,8 @@ from gateway.config.model import path_matches
 from gateway.proxy.paths import normalise, routing_path, variants
 
 HASH_SPACE = 2**64
+_MEMO_SIZE = 4096  # raw paths whose route a table remembers
+MEMO_PATH_BYTES = 512  # longer paths are not remembered (a memo's memory stays bounded)
 
 
 class Refused(Exception):
@@ -62,6 +64,8 @@ class _Compiled:
     order: tuple[str, ...]  # new backends first, legacy last
     cumulative: tuple[int, ...]
     total: int
+    override: str | None  # the override header's name, lower-cased
+    sticky: str | None  # the sticky header's name, lower-cased
 
 
 _points: dict[str, int] = {}
@@ -118,7 +122,14 @@ class Table:
                 running += weight
                 cumulative.append(running)
             self._routes.append(
-                _Compiled(route, tuple(n for n, _ in ordered), tuple(cumulative), running)
+                _Compiled(
+                    route,
+                    tuple(n for n, _ in ordered),
+                    tuple(cumulative),
+                    running,
+                    route.override_header.lower() if route.override_header else None,
+                    route.sticky_header.lower() if route.sticky_header else None,
+                )
             )
             wanted.update(name for name, _ in route.match.headers)
             if route.sticky_header:
@@ -130,7 +141,13 @@ class Table:
             self.needs_query = self.needs_query or bool(route.match.query)
         self.wanted_headers = frozenset(wanted)
         self.wanted_header_bytes = frozenset(h.encode("latin-1") for h in wanted)
+        #: the wanted headers' names as they arrive (bytes) and as :class:`Facts` keys them
+        self.wanted_header_names = {h.encode("latin-1"): h for h in wanted}
         self.wanted_cookies = frozenset(cookies)
+        # Routes matching on the method and path alone: the route found for a raw path
+        # is remembered (see :meth:`route_of`).
+        self.path_only = not any(r.match.headers or r.match.query for r in config.routes)
+        self._memo: dict[tuple[str, bytes], _Compiled | tuple[int, str] | None] = {}
 
     def find(self, facts: Facts) -> _Compiled | None:
         for compiled in self._routes:
@@ -156,6 +173,26 @@ class Table:
                 raise Refused(400, "path parameters (;) on a route capturing this method")
         return found
 
+    def route_of(self, raw_path: bytes, facts: Facts) -> _Compiled | None:
+        """:meth:`route_for_path`, remembered per method and raw path when no route
+        matches on headers or the query (the same paths come back)."""
+        if not self.path_only or len(raw_path) > MEMO_PATH_BYTES:
+            return self.route_for_path(raw_path, facts)
+        key = (facts.method, raw_path)
+        try:
+            hit = self._memo[key]
+        except KeyError:
+            try:
+                hit = self.route_for_path(raw_path, facts)
+            except Refused as exc:
+                hit = (exc.status, exc.reason)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = hit
+        if type(hit) is tuple:
+            raise Refused(*hit)
+        return hit  # type: ignore[return-value]
+
     def shares(self, facts: Facts) -> tuple[str, dict[str, float]] | None:
         """The route a request takes and each backend's share of such requests (over many
         users and draws, nothing ejected); None when no route matches."""
@@ -179,22 +216,22 @@ class Table:
         new_user_id: str | None = None,
     ) -> Decision | None:
         """Choose route and backend; None when no route matches."""
-        compiled = self.find(facts) if raw_path is None else self.route_for_path(raw_path, facts)
+        compiled = self.find(facts) if raw_path is None else self.route_of(raw_path, facts)
         if compiled is None:
             return None
         route = compiled.route
         fallback = route.fallback
         override_ignored = False
-        if route.override_header:
-            wanted = facts.headers.get(route.override_header.lower())
+        if compiled.override is not None:
+            wanted = facts.headers.get(compiled.override)
             if wanted is not None:
                 if wanted in compiled.order:
                     return Decision(route, wanted, "override", _other(fallback, wanted))
                 override_ignored = True
         set_cookie = None
         key = None
-        if route.sticky_header:
-            key = facts.headers.get(route.sticky_header.lower())
+        if compiled.sticky is not None:
+            key = facts.headers.get(compiled.sticky)
         elif route.sticky_cookie:
             key = facts.cookies.get(route.sticky_cookie)
             if key is None and new_user_id is not None:

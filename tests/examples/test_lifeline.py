@@ -82,7 +82,9 @@ def test_the_command_dies_when_its_parent_is_killed() -> None:
         )
         parent.kill()
         parent.wait(10)
-        wait_until(lambda: not _alive(child), message="the child to die with its parent")
+        wait_until(
+            lambda: not _alive(child), timeout=30, message="the child to die with its parent"
+        )
     finally:
         parent.kill()
         parent.wait(10)

@@ -151,6 +151,35 @@ async def test_timeout_and_broken_http() -> None:
     await t.aclose()
 
 
+async def test_deadline_holds_on_a_reused_connection_whatever_came_before() -> None:
+    """One timer per connection: a later exchange with a shorter deadline, or one after
+    many quick ones, still times out on time, and a quick one after it is unharmed."""
+    answers = iter([0.0, 0.0, 1.0, 0.0])
+
+    async def paced(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            await asyncio.sleep(next(answers))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    t = PooledTransport()
+    loop = asyncio.get_running_loop()
+    async with raw_server(paced) as (port, connections):
+        assert await get(t, port, timeout=30) == (200, b"ok")  # arms the timer 30 s out
+        assert await get(t, port, timeout=30) == (200, b"ok")
+        began = loop.time()
+        with pytest.raises(UpstreamTimeout):
+            await get(t, port, timeout=0.2)  # an earlier deadline than the timer's
+        assert loop.time() - began < 0.9
+        assert await get(t, port, timeout=5) == (200, b"ok")  # a fresh connection
+        assert connections[0] == 2
+    await t.aclose()
+
+
 async def test_pool_size_bounds_concurrent_connections() -> None:
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -70,3 +70,10 @@ def test_helpers() -> None:
     assert status == 502 and body == b'{"error": "upstream reset", "route": "api"}'
     assert (b"content-length", b"%d" % len(body)) in headers
     assert parse_cookies("a=1; b=2; a=3; junk") == {"a": "1", "b": "2"}
+
+
+def test_paths_are_normalised_and_refused_alike_from_the_memo() -> None:
+    for _ in range(2):  # the second time the normal form is remembered
+        assert admit(GEN, _request(b"/api//x/../y"), 0.5, frozenset()).path == "/api/y"
+        assert _refusal(_request(b"/api\\x")) == (400, "path")
+        assert _refusal(_request(b"/api/%zz")) == (400, "path")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.proxy import headers as rewriting
 from gateway.proxy.headers import TrustedProxies, request_headers, response_headers
 from tests.gateway.http.wire import converse, open_site
 
@@ -97,3 +101,34 @@ def test_claims_of_the_client_address_pass_only_from_trusted_proxies() -> None:
     assert not {n for n, _ in untrusted.headers} & {n for n, _ in claims}
     trusted = request_headers([(b"host", b"a"), *claims], "10.0.0.9", "http", trusted=True)
     assert {n for n, _ in claims} <= {n for n, _ in trusted.headers}
+
+
+_NAMES = st.sampled_from(
+    [b"host", b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+     b"forwarded", b"x-real-ip", b"connection", b"keep-alive", b"te", b"upgrade", b"expect",
+     b"content-length", b"transfer-encoding", b"x-a", b"accept", b"cookie"]
+)  # fmt: skip
+_VALUES = st.sampled_from([b"1", b"keep-alive", b"close", b"x-a", b"x-a, te", b"h"])
+
+
+@given(
+    incoming=st.lists(st.tuples(_NAMES, _VALUES), max_size=12),
+    trusted=st.booleans(),
+    rewrite=st.sampled_from([None, b"backend.internal"]),
+)
+def test_the_one_pass_rewrite_agrees_with_the_general_one(
+    incoming: list[tuple[bytes, bytes]], trusted: bool, rewrite: bytes | None
+) -> None:
+    fast = request_headers(incoming, "192.0.2.1", "http", trusted, rewrite)
+    general = rewriting._request_headers(incoming, "192.0.2.1", "http", trusted, rewrite)
+    if not any(n == b"x-request-id" for n, _ in incoming):  # a fresh id each: the same place
+        assert fast.request_id != general.request_id
+        general.headers = [
+            (n, fast.request_id if v == general.request_id else v) for n, v in general.headers
+        ]
+        general.request_id = fast.request_id
+    assert (fast.headers, fast.request_id, fast.host) == (
+        general.headers,
+        general.request_id,
+        general.host,
+    )

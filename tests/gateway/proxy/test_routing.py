@@ -165,3 +165,41 @@ def test_equivalent_weights_give_the_same_assignment(
     a, b = table(new, 100 - new), table(new * scale, (100 - new) * scale)
     for user in users:
         assert sticky_backend(a, user) == sticky_backend(b, user)
+
+
+PATH_ONLY = dedent("""\
+    version: 1
+    backends:
+      legacy: {url: "http://127.0.0.1:9001", legacy: true}
+      users-v2: {url: "http://127.0.0.1:9002"}
+    routes:
+      - name: users
+        match: {prefix: /api/users, methods: [GET]}
+        split: {users-v2: 50, legacy: 50}
+        sticky: {header: x-user-id}
+      - name: default
+        split: {legacy: 100}
+    """)
+
+
+def test_a_path_only_table_remembers_routes_and_refusals_per_method_and_path() -> None:
+    t = Table(parse(PATH_ONLY))
+    assert t.path_only and not table().path_only  # header and query matches: never memo
+    raw, smuggled = b"/api/users/7", b"/api/users/..%2Fadmin"
+
+    def decide(method: str, user: str | None, path: bytes = raw) -> tuple[str, str, str]:
+        headers = {"x-user-id": user} if user else {}
+        decision = t.decide(facts_from(method, path, headers), 0.5, raw_path=path)
+        assert decision is not None
+        return decision.route.name, decision.reason, decision.backend
+
+    for _ in range(2):  # the second time from the memo: the same answers
+        assert decide("GET", "u-1")[:2] == ("users", "sticky")
+        assert decide("POST", None)[0] == "default"
+        # the backend is still chosen per request, from the user's header
+        assert {decide("GET", f"u-{i}")[2] for i in range(50)} == {"users-v2", "legacy"}
+        with pytest.raises(Refused):
+            decide("GET", None, smuggled)
+    long = b"/api/users/" + b"x" * 600
+    assert decide("GET", "u-1", long)[0] == "users"
+    assert ("GET", long) not in t._memo and ("GET", raw) in t._memo  # bounded memory

@@ -184,7 +184,8 @@ async def test_tail_follow_prints_new_events_until_interrupted(tmp_path: Path) -
         assert proc.stdout is not None
         for n in range(3):
             await store.append(f"order-{n}", [NewEvent("OrderPlaced", {"n": n})])
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=15)
+            # the first line also waits for the CLI to start (imports) on a busy machine
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60 if n == 0 else 15)
             assert line.decode().split()[1] == f"order-{n}"
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
