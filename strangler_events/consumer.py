@@ -17,6 +17,12 @@ together with the stored position, and a restarted consumer resumes from that
 position: a crash re-delivers, never skips, and a re-delivered event has no second
 effect.  Offsets are also committed to the group once handled.
 
+With ``batch=True`` (needs a ``database``) one fetch's records of a partition go in one
+transaction (:mod:`strangler_events.batch`; partitions side by side): inbox ids in one
+statement, handlers in offset order, position and offset stored once.  When a handler
+raises, the batch rolls back and goes again one event at a time: retries, dead letters,
+:class:`Reject` and order as without ``batch`` (outside effects may repeat, as on re-delivery).
+
 A position outside the partition's log (the topic was recreated, or retention deleted
 events not yet read; see :mod:`strangler_events.guard`) is never skipped silently: by
 ``on_position_mismatch`` the consumer either stops (``"stop"``, the default: :meth:`run`
@@ -40,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from strangler_events.batch import plan, timed
 from strangler_events.database.port import Database, Tx
 from strangler_events.envelope import BadEvent, Event, decode
 from strangler_events.guard import PositionGuard
@@ -165,7 +172,11 @@ class ResilientConsumer:
         from_beginning: bool = True,
         on_position_mismatch: str = "stop",
         reset: Reset | None = None,
+        batch: bool = False,
     ) -> None:
+        if batch and database is None:
+            raise ValueError("batch=True needs a database (the inbox makes a batch atomic)")
+        self.batch, self.fetch = batch, 1000 if batch else 200  # records per getmany
         if unknown not in ("skip", "dead-letter"):
             raise ValueError(f"unknown= must be 'skip' or 'dead-letter', got {unknown!r}")
         self.on_position_mismatch = policy(on_position_mismatch)
@@ -281,7 +292,7 @@ class ResilientConsumer:
             if self.guard.found:
                 await self._settle(consumer)
             try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=200)
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.fetch)
             except OffsetOutOfRangeError as exc:
                 ranges = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
                 await self.guard.confirm(consumer, ranges)
@@ -294,12 +305,21 @@ class ResilientConsumer:
                 await asyncio.sleep(0.5)
                 continue
             await self.guard.idle(consumer, set(consumer.assignment()) - set(batches))
+            if self.batch:  # partitions are independent: their batches run side by side
+                await asyncio.gather(*(self._batch(consumer, *b) for b in batches.items()))
+                continue
             for tp, records in batches.items():
                 if not await self._batch(consumer, tp, records):
                     break
 
     async def _batch(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Any) -> bool:
         """Handle one partition's records; False when stopping or a mismatch was found."""
+        if self.batch and len(records) > 1 and not (self._stopping.is_set() or self.guard.found):
+            if await self._together(records):
+                await consumer.commit({tp: records[-1].offset + 1})
+                self.guard.consumed(tp, records[-1].offset + 1)
+                self._lag(consumer, tp, records[-1].offset + 1)
+                return True
         for record in records:
             if self._stopping.is_set() or self.guard.found:
                 return False
@@ -307,6 +327,36 @@ class ResilientConsumer:
             await consumer.commit({tp: record.offset + 1})
             self.guard.consumed(tp, record.offset + 1)
         self._lag(consumer, tp, records[-1].offset + 1)
+        return True
+
+    async def _together(self, records: Any) -> bool:
+        """Batch mode: ``records`` in one transaction; False when they must go one at a
+        time instead (a record to dead-letter, or a handler failed: all rolled back)."""
+        assert self.inbox is not None
+        if (items := plan(records, self.upcasters, self.handlers, self.unknown)) is None:
+            return False
+        spent: list[float] = []  # each handler's duration
+        last = records[-1]
+        try:
+            ran = await self.inbox.process_batch(
+                [(e, timed(h, spent) if h is not None else None) for e, h in items],
+                (last.topic, last.partition, last.offset + 1),
+            )
+        except Exception as exc:  # a handler's failure, or the database's: one at a time
+            at = f"{last.topic}/{last.partition}@{records[0].offset}"
+            log.info("consumer %s: batch at %s rolled back (%r), one by one", self.group, at, exc)
+            return False
+        durations = iter(spent)
+        for (event, handler), new in zip(items, ran, strict=True):
+            labels = (self.group, event.type)
+            if handler is None:
+                self.metrics.unknown.labels(*labels).inc()
+                continue
+            if new:
+                self.metrics.duration.labels(*labels).observe(next(durations))
+            else:
+                self.metrics.duplicates.labels(*labels).inc()
+            self.metrics.processed.labels(*labels).inc()
         return True
 
     def _lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:

@@ -4,12 +4,16 @@ handler's own writes, so an event delivered again has no second effect.
 With the stored position (the next offset per topic partition) in that same
 transaction, a consumer that restarts resumes exactly after the last event whose
 effect was committed.
+
+:meth:`Inbox.process_batch` does the same for several events in one transaction: their
+ids are recorded in one statement, the handlers of the new ones run in order, and the
+position after the last is stored once; any handler's failure rolls all of it back.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from strangler_events.database.port import Database, Tx
 from strangler_events.envelope import Event
@@ -32,6 +36,7 @@ CREATE TABLE IF NOT EXISTS strangler_positions (
 
 Handler = Callable[[Event, Tx], Awaitable[None]]
 Position = tuple[str, int, int]  # topic, partition, next offset
+CLAIM_CHUNK = 300  # ids per INSERT in a batch (3 parameters each)
 
 
 class Inbox:
@@ -60,6 +65,41 @@ class Inbox:
             if position is not None:
                 await self._store(tx, position)
             return bool(fresh)
+
+    async def process_batch(
+        self, items: Sequence[tuple[Event, Handler | None]], position: Position
+    ) -> list[bool]:
+        """Like :meth:`process` for each ``(event, handler)`` in order, all in one
+        transaction, with ``position`` stored once at the end; a ``None`` handler is an
+        event passed over (not recorded).  One flag per item: True when its handler ran
+        (False: already processed, by an earlier transaction or earlier in ``items``).
+        A handler that raises rolls the whole batch back and the exception propagates."""
+        async with self.database.transaction() as tx:
+            fresh = await self._claim(tx, [e.id for e, h in items if h is not None])
+            ran = []
+            for event, handler in items:
+                new = handler is not None and event.id in fresh
+                if handler is not None and new:
+                    fresh.discard(event.id)  # the same id twice in a batch runs once
+                    await handler(event, tx)
+                ran.append(new)
+            await self._store(tx, position)
+        return ran
+
+    async def _claim(self, tx: Tx, ids: Sequence[str]) -> set[str]:
+        """Record ``ids`` as processed in one statement; the ones not recorded before."""
+        unique, now, fresh = list(dict.fromkeys(ids)), time.time(), set[str]()
+        for at in range(0, len(unique), CLAIM_CHUNK):  # under SQLite's limit of parameters
+            chunk = unique[at : at + CLAIM_CHUNK]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            args = [a for ident in chunk for a in (self.consumer, ident, now)]
+            rows = await tx.fetch(
+                "INSERT INTO strangler_inbox (consumer, event_id, processed_at) VALUES "
+                f"{values} ON CONFLICT DO NOTHING RETURNING event_id",
+                *args,
+            )
+            fresh.update(str(r[0]) for r in rows)
+        return fresh
 
     async def skip(self, position: Position) -> None:
         """Move the stored position past an event that was dead-lettered or skipped."""

@@ -46,26 +46,31 @@ class Inventory:
 
     async def reserve(self, command: Event, tx: Tx) -> Reply:
         order, sku, quantity = _order(command)
-        held = await tx.fetch("SELECT state FROM inventory_reservations WHERE order_id = ?", order)
-        if held and held[0][0] == "reserved":
-            await ledger.record(tx, "inventory", command, "already reserved")
-            return Reply("InventoryReserved", {"sku": sku, "quantity": quantity})
-        taken = not held and await tx.execute(
+        fresh = await tx.execute(  # the reservation first: one statement when it is new
+            "INSERT INTO inventory_reservations (order_id, sku, quantity, state)"
+            " VALUES (?, ?, ?, 'reserved') ON CONFLICT DO NOTHING",
+            order,
+            sku,
+            quantity,
+        )
+        if not fresh:  # reserved already, or released (a reserve after its release)
+            held = await tx.fetch(
+                "SELECT state FROM inventory_reservations WHERE order_id = ?", order
+            )
+            if held and held[0][0] == "reserved":
+                await ledger.record(tx, "inventory", command, "already reserved")
+                return Reply("InventoryReserved", {"sku": sku, "quantity": quantity})
+        taken = fresh and await tx.execute(
             "UPDATE inventory_stock SET available = available - ? WHERE sku = ? AND available >= ?",
             quantity,
             sku,
             quantity,
         )
-        if not taken:  # out of stock (or released already: a reserve after its release)
+        if not taken:  # out of stock (or released already)
+            if fresh:
+                await tx.execute("DELETE FROM inventory_reservations WHERE order_id = ?", order)
             await ledger.record(tx, "inventory", command, "unavailable")
             return Reply("InventoryUnavailable", {"sku": sku, "quantity": quantity})
-        await tx.execute(
-            "INSERT INTO inventory_reservations (order_id, sku, quantity, state)"
-            " VALUES (?, ?, ?, 'reserved')",
-            order,
-            sku,
-            quantity,
-        )
         await ledger.record(tx, "inventory", command, "reserved")
         return Reply("InventoryReserved", {"sku": sku, "quantity": quantity})
 

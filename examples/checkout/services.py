@@ -38,7 +38,8 @@ def participants(
     release_failures: int = 0,
     delays: Sequence[float] = (0.2, 1.0, 2.0),
 ) -> list[ResilientConsumer]:
-    """One consumer per participant (its command topic, its own group, the inbox)."""
+    """One consumer per participant (its command topic, its own group, the inbox), in
+    batch mode."""
     services = {
         "inventory": inventory.Inventory(release_failures).actions(),
         "payment": payment.Payment(decline_cards, decline_over).actions(),
@@ -56,6 +57,7 @@ def participants(
                 handlers,
                 database=database,
                 delays=delays,
+                batch=True,  # one transaction per fetch and partition
             )
         )
     return consumers

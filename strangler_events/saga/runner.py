@@ -6,7 +6,9 @@ saga store's database as its inbox: the inbox's record of the event, the consume
 position, the instance's new state and the commands it emits commit in one
 transaction (:meth:`SagaStore.apply`, which also decides again after a version
 conflict).  So a crash anywhere re-delivers the event at most, and a re-delivered event
-has no second effect.  The commands reach the participants through the outbox relay.
+has no second effect.  With ``batch`` (the default) the consumer applies one fetch's
+events of a partition in one such transaction, in order (the consumer's batch mode).
+The commands reach the participants through the outbox relay.
 
 Deadlines are a column of the instance: every ``poll`` seconds the runner asks the
 store for the instances whose deadline passed and applies the time to each, so a
@@ -50,7 +52,8 @@ class SagaRunner:
     :meth:`stop`.
 
     ``before_commit`` (tests): awaited in each transition's transaction, before commit.
-    ``clock``: the time transitions and deadlines use (epoch seconds)."""
+    ``clock``: the time transitions and deadlines use (epoch seconds).
+    ``batch``: the consumer's batch mode (one transaction per fetch and partition)."""
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class SagaRunner:
         delays: Sequence[float] = DEFAULT_DELAYS,
         before_commit: Hook | None = None,
         clock: Callable[[], float] = time.time,
+        batch: bool = True,
     ) -> None:
         self.definition = d = definition
         self.store = SagaStore(database, before_commit=before_commit)
@@ -83,6 +87,7 @@ class SagaRunner:
             database=database,
             delays=delays,
             metrics=consumer_metrics,
+            batch=batch,
         )
         self._stopping = asyncio.Event()
 
@@ -107,10 +112,14 @@ class SagaRunner:
         await self.consumer.stop()
 
     async def _apply(
-        self, ident: str, decide: Callable[[Instance | None], Decision], tx: Tx | None
+        self,
+        ident: str,
+        decide: Callable[[Instance | None], Decision],
+        tx: Tx | None,
+        new: bool = False,
     ) -> Decision:
         before = self.store.conflicts
-        decision = await self.store.apply(self.definition.name, ident, decide, tx)
+        decision = await self.store.apply(self.definition.name, ident, decide, tx, new=new)
         if self.store.conflicts > before:
             self.metrics.conflicts.labels(self.definition.name).inc(self.store.conflicts - before)
         self.metrics.count(self.definition.name, decision.facts)
@@ -128,7 +137,7 @@ class SagaRunner:
                 return Decision.nothing("duplicate start")
             return machine.start(d, event, now)
 
-        decision = await self._apply(key, decide, tx)
+        decision = await self._apply(key, decide, tx, new=True)  # no read: INSERT checks
         if decision.ignored is not None:
             self.metrics.unmatched.labels(d.name, decision.ignored).inc()
 

@@ -116,15 +116,20 @@ class SagaStore:
             == 1
         )
 
-    async def apply(self, saga: str, ident: str, decide: Decide, tx: Tx | None = None) -> Decision:
+    async def apply(
+        self, saga: str, ident: str, decide: Decide, tx: Tx | None = None, *, new: bool = False
+    ) -> Decision:
         """Read the instance, ``decide``, store the new state with the decision's messages
         (in ``tx`` when given, else in a transaction of its own); on a version conflict
-        read and decide again."""
+        read and decide again.  ``new``: the instance most likely does not exist yet (a
+        start event): decide on none without reading first; the ``INSERT`` that must not
+        find a row checks it, and an instance found there is read and decided on again."""
         if tx is None:
             async with self.database.transaction() as own:
-                return await self.apply(saga, ident, decide, own)
-        for _ in range(CONFLICT_RETRIES):
-            decision = decide(await self.load(tx, saga, ident))
+                return await self.apply(saga, ident, decide, own, new=new)
+        for attempt in range(CONFLICT_RETRIES):
+            guess = new and attempt == 0
+            decision = decide(None if guess else await self.load(tx, saga, ident))
             if decision.instance is None:
                 return decision
             if await self.save(tx, decision.instance):
@@ -132,7 +137,7 @@ class SagaStore:
                 if self.before_commit is not None:
                     await self.before_commit(decision)
                 return decision
-            self.conflicts += 1
+            self.conflicts += not guess  # a guessed-wrong start is no race lost
         raise ConcurrencyError(
             f"saga {saga!r} instance {ident!r}: lost the race {CONFLICT_RETRIES} times"
         )

@@ -9,7 +9,7 @@ import pytest
 
 from strangler_events.database import Database, Tx, open_database
 from strangler_events.envelope import Event
-from strangler_events.inbox import Inbox
+from strangler_events.inbox import CLAIM_CHUNK, Inbox
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -73,3 +73,50 @@ async def test_skip_moves_the_position_and_forget_clears(db: Database) -> None:
     await inbox.forget()
     assert await inbox.positions() == {}
     assert await inbox.process(Event("e3", "T", "a", "1"), effect) is True
+
+
+async def test_a_batch_runs_the_new_events_in_order_in_one_transaction(db: Database) -> None:
+    inbox = Inbox(db, "c1")
+    await inbox.init()
+    seen: list[str] = []
+
+    async def ordered(event: Event, tx: Tx) -> None:
+        seen.append(event.id)
+        await effect(event, tx)
+
+    assert await inbox.process(Event("b2", "T", "a", "1"), ordered) is True  # processed before
+    seen.clear()
+    batch = [Event(f"b{n}", "T", "a", "1") for n in (1, 2, 3, 1, 4)]  # b1 twice in the batch
+    items = [(e, ordered if e.id != "b4" else None) for e in batch]  # b4: passed over
+    ran = await inbox.process_batch(items, ("t", 0, 12))
+    assert ran == [True, False, True, False, False]
+    assert seen == ["b1", "b3"]
+    assert await count(db) == 3
+    assert await inbox.positions() == {("t", 0): 12}
+    assert await inbox.process(Event("b4", "T", "a", "1"), ordered) is True  # not recorded
+
+
+async def test_a_failing_handler_rolls_the_whole_batch_back(db: Database) -> None:
+    inbox = Inbox(db, "c1")
+    await inbox.init()
+
+    async def third_fails(event: Event, tx: Tx) -> None:
+        await effect(event, tx)
+        if event.id == "f3":
+            raise RuntimeError("boom on f3")
+
+    batch = [(Event(f"f{n}", "T", "a", "1"), third_fails) for n in range(1, 5)]
+    with pytest.raises(RuntimeError, match="boom on f3"):
+        await inbox.process_batch(batch, ("t", 0, 40))
+    assert await count(db) == 0
+    assert await inbox.positions() == {}
+    assert await inbox.process(Event("f1", "T", "a", "1"), effect) is True  # not recorded
+
+
+async def test_a_batch_larger_than_one_insert_records_every_id(db: Database) -> None:
+    inbox = Inbox(db, "c1")
+    await inbox.init()
+    batch = [(Event(f"l{n}", "T", "a", "1"), effect) for n in range(CLAIM_CHUNK * 2 + 7)]
+    assert all(await inbox.process_batch(batch, ("t", 0, 1)))
+    assert not any(await inbox.process_batch(batch, ("t", 0, 2)))
+    assert await count(db) == CLAIM_CHUNK * 2 + 7
