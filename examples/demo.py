@@ -300,6 +300,9 @@ def _journey(at: Addresses, config_path: str) -> None:
     )
     print("\nshadow report (strangler shadow report):")
     subprocess.run([sys.executable, "-m", "gateway.cli", "shadow", "report", "-c", config_path])
+
+
+def _where(at: Addresses, config_path: str) -> None:
     print(
         f"""
   gateway          {at.gateway}/api/orders
@@ -370,16 +373,24 @@ def checkouts(config: Config, procs: list[subprocess.Popen[bytes]], seconds: flo
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan them
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for proc in reversed(procs):  # gateway first, the broker last
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    # a second Ctrl-C must not orphan them; the handlers come back afterwards, so a
+    # caller (a test) does not leave its later child processes ignoring both signals
+    previous = (
+        signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
+    try:
+        for proc in reversed(procs):  # gateway first, the broker last
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def run(config: Config, config_path: str) -> int:
@@ -395,6 +406,7 @@ def run(config: Config, config_path: str) -> int:
         _start_all(config, config_path, legacy, procs)
         _journey(at, config_path)
         checkouts(config, procs)
+        _where(at, config_path)
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.5)
         print("a demo process exited; stopping", file=sys.stderr)

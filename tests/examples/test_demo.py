@@ -134,7 +134,7 @@ def _kill_leftovers(directory: Path) -> None:
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     config, _ = _demo_config(tmp_path)
     with DemoProcess(["-m", "gateway.cli", "demo", "-c", str(config)], tmp_path) as run:
-        run.wait_for(READY, timeout=90)
+        run.wait_for(READY, timeout=180)
         run.proc.send_signal(signal.SIGINT)
         run.proc.wait(30)
         output = run.all_output(timeout=10)
@@ -156,7 +156,7 @@ def test_the_demo_runs_again_in_the_same_directory(tmp_path: Path) -> None:
     outputs = []
     for _ in range(2):
         with DemoProcess(["-m", "examples.demo", "-c", str(config)], tmp_path) as run:
-            run.wait_for(READY, timeout=60)
+            run.wait_for(READY, timeout=180)
             run.proc.send_signal(signal.SIGINT)
             run.proc.wait(30)
             outputs.append(run.all_output(timeout=10))
@@ -197,7 +197,7 @@ def test_only_what_earlier_runs_left_is_removed(tmp_path: Path) -> None:
 def test_killing_the_demo_takes_its_children_with_it(tmp_path: Path) -> None:
     config, ports = _demo_config(tmp_path)
     with DemoProcess(["-m", "examples.demo", "-c", str(config)], tmp_path) as run:
-        run.wait_for(READY, timeout=90)
+        run.wait_for(READY, timeout=180)
         assert all(_accepts(port) for port in ports)  # gateway, admin, both apps, broker
         assert len(_running_in(tmp_path)) >= 6  # the demo, its five children, gateway workers
         run.proc.kill()
@@ -240,3 +240,14 @@ def test_a_broker_it_did_not_start_is_used_and_named(capsys: pytest.CaptureFixtu
     assert f"a Kafka broker is already listening on 127.0.0.1:{port}" in out
     assert "was not started by this demo; using it" in out
     assert "may hold events from earlier runs" in out
+
+
+def test_stopping_restores_the_signal_handlers_it_ignored() -> None:
+    """_stop ignores SIGINT and SIGTERM while it stops the processes, then puts the handlers
+    back: a caller must not leave its later child processes ignoring both."""
+    from examples import demo
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    demo._stop([])
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert before[0] is not signal.SIG_IGN
