@@ -27,7 +27,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -191,18 +193,24 @@ async def run(dsn: str, bootstrap: str) -> None:
     print(f"| end-to-end latency at 50 events/s, p99 | {p99:.1f} ms |")
 
 
-def main() -> int:
+def with_services(bench: Callable[[str, str], Coroutine[Any, Any, None]]) -> int:
+    """Run ``bench(dsn, bootstrap)`` on a throwaway PostgreSQL cluster and a local broker
+    (tansu, or ``STRANGLER_TEST_KAFKA``)."""
     existing = os.environ.get("STRANGLER_TEST_KAFKA")
     broker = None if existing else Broker()
     if broker is not None:
         broker.start()
     try:
         with postgres_cluster() as cluster:
-            asyncio.run(run(cluster.dsn, existing or (broker.bootstrap if broker else "")))
+            asyncio.run(bench(cluster.dsn, existing or (broker.bootstrap if broker else "")))
     finally:
         if broker is not None:
             broker.stop()
     return 0
+
+
+def main() -> int:
+    return with_services(run)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
+from bench.outbox import with_services  # noqa: E402
 from tests.examples.checkout_env import CheckoutEnv  # noqa: E402
-from tests.harness import Broker, postgres_cluster  # noqa: E402
 
 CHECKOUTS = int(os.environ.get("CHECKOUTS", "2000"))
 SERIAL = int(os.environ.get("SERIAL", "50"))
@@ -124,17 +124,7 @@ async def run(dsn: str, bootstrap: str) -> None:
 
 
 def main() -> int:
-    existing = os.environ.get("STRANGLER_TEST_KAFKA")
-    broker = None if existing else Broker()
-    if broker is not None:
-        broker.start()
-    try:
-        with postgres_cluster() as cluster:
-            asyncio.run(run(cluster.dsn, existing or (broker.bootstrap if broker else "")))
-    finally:
-        if broker is not None:
-            broker.stop()
-    return 0
+    return with_services(run)
 
 
 if __name__ == "__main__":
