@@ -6,11 +6,13 @@ for a URL).  A :class:`Tx` runs statements with ``?`` placeholders (the PostgreS
 adapter turns them into ``$1, $2, ...``); ``execute`` returns the number of rows
 affected.  The inbox, the stored positions and a handler's own writes share one
 transaction, which is what makes a re-delivered event have no second effect.
+``on_commit`` defers what must happen only once the transaction committed (counting a
+metric for a handler that a rolled-back batch runs again, for instance).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -25,6 +27,10 @@ class Tx(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after this transaction committed; never if it rolls back."""
+        ...
 
 
 class Database(Protocol):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ def dollar(sql: str) -> str:
 class _Tx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.committed: list[Callable[[], None]] = []
 
     async def execute(self, sql: str, *args: Any) -> int:
         status = await self.conn.execute(dollar(sql), *args)
@@ -33,6 +34,9 @@ class _Tx:
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await self.conn.fetch(dollar(sql), *args)]
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self.committed.append(callback)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(dollar(sql), rows)
@@ -56,10 +60,13 @@ class PostgresDatabase:
         pool = await self._get()
         try:
             async with pool.acquire() as conn, conn.transaction():
-                yield _Tx(conn)
+                tx = _Tx(conn)
+                yield tx
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             # the connection failed; a statement's or a handler's error passes through as is
             raise DatabaseError(f"PostgreSQL: {exc}") from exc
+        for callback in tx.committed:
+            callback()
 
     async def script(self, sql: str) -> None:
         pool = await self._get()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ def sqlite_path(url: str) -> str:
 class _Tx:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
+        self.committed: list[Callable[[], None]] = []
 
     async def execute(self, sql: str, *args: Any) -> int:
         cursor = await self.db.execute(sql, args)
@@ -32,6 +33,9 @@ class _Tx:
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         cursor = await self.db.execute(sql, args)
         return [tuple(r) for r in await cursor.fetchall()]
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        self.committed.append(callback)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.db.executemany(sql, rows)
@@ -58,8 +62,9 @@ class SqliteDatabase:
                 await db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+            tx = _Tx(db)
             try:
-                yield _Tx(db)
+                yield tx
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise
@@ -67,6 +72,8 @@ class SqliteDatabase:
                 await db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise DatabaseError(f"SQLite {self.path}: commit failed: {exc}") from exc
+        for callback in tx.committed:
+            callback()
 
     async def script(self, sql: str) -> None:
         db = await self._conn()

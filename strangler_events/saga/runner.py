@@ -40,6 +40,7 @@ from strangler_events.saga.store import Hook, SagaStore
 log = logging.getLogger("strangler.saga")
 
 NO_INSTANCE = "no instance"
+REJECTED_REMEMBERED = 10_000  # event ids whose rejection was counted (batch, then one by one)
 
 
 def topics_for(definition: SagaDefinition, template: str = "events.{aggregate}") -> list[str]:
@@ -90,6 +91,7 @@ class SagaRunner:
             batch=batch,
         )
         self._stopping = asyncio.Event()
+        self._rejected: dict[str, None] = {}  # insertion-ordered: oldest first
 
     async def start(self) -> None:
         await self.store.init()
@@ -118,18 +120,22 @@ class SagaRunner:
         tx: Tx | None,
         new: bool = False,
     ) -> Decision:
-        before = self.store.conflicts
-        decision = await self.store.apply(self.definition.name, ident, decide, tx, new=new)
+        before, name = self.store.conflicts, self.definition.name
+        decision = await self.store.apply(name, ident, decide, tx, new=new)
         if self.store.conflicts > before:
-            self.metrics.conflicts.labels(self.definition.name).inc(self.store.conflicts - before)
-        self.metrics.count(self.definition.name, decision.facts)
+            self.metrics.conflicts.labels(name).inc(self.store.conflicts - before)
+        facts = decision.facts
+        if tx is None:  # the store's own transaction: committed by now
+            self.metrics.count(name, facts)
+        else:  # a batch that rolls back runs this again: count what committed, once
+            tx.on_commit(lambda: self.metrics.count(name, facts))
         return decision
 
     async def _start(self, event: Event, tx: Tx) -> None:
         d, now = self.definition, self.clock()
         key = d.correlate(event.payload)
         if key is None:
-            await self._unmatched(event, f"no {d.key!r} in the payload")
+            await self._unmatched(event, f"no {d.key!r} in the payload", tx)
             return
 
         def decide(found: Instance | None) -> Decision:
@@ -139,13 +145,13 @@ class SagaRunner:
 
         decision = await self._apply(key, decide, tx, new=True)  # no read: INSERT checks
         if decision.ignored is not None:
-            self.metrics.unmatched.labels(d.name, decision.ignored).inc()
+            tx.on_commit(self.metrics.unmatched.labels(d.name, decision.ignored).inc)
 
     async def _reply(self, event: Event, tx: Tx) -> None:
         d, now = self.definition, self.clock()
         key = d.correlate(event.payload)
         if key is None:
-            await self._unmatched(event, f"no {d.key!r} in the payload")
+            await self._unmatched(event, f"no {d.key!r} in the payload", tx)
             return
 
         def decide(found: Instance | None) -> Decision:
@@ -155,16 +161,23 @@ class SagaRunner:
 
         decision = await self._apply(key, decide, tx)
         if decision.ignored == NO_INSTANCE:
-            await self._unmatched(event, NO_INSTANCE)
+            await self._unmatched(event, NO_INSTANCE, tx)
         elif decision.ignored is not None:
-            self.metrics.unmatched.labels(d.name, "not awaited").inc()
+            tx.on_commit(self.metrics.unmatched.labels(d.name, "not awaited").inc)
             log.info("saga %s %s: %s ignored: %s", d.name, key, event.type, decision.ignored)
 
-    async def _unmatched(self, event: Event, why: str) -> None:
+    async def _unmatched(self, event: Event, why: str, tx: Tx) -> None:
         d = self.definition
-        self.metrics.unmatched.labels(d.name, why).inc()
+        counter = self.metrics.unmatched.labels(d.name, why)
         if d.unmatched == "dead-letter":
+            # rejected in a batch, then again one by one: count each event once
+            if event.id not in self._rejected:
+                self._rejected[event.id] = None
+                counter.inc()
+                if len(self._rejected) > REJECTED_REMEMBERED:
+                    del self._rejected[next(iter(self._rejected))]
             raise Reject(f"saga {d.name}: {event.type} {event.id}: {why}")
+        tx.on_commit(counter.inc)
         log.warning("saga %s: %s %s ignored: %s", d.name, event.type, event.id, why)
 
     async def fire_deadlines(self) -> int:

@@ -46,3 +46,24 @@ async def test_an_exception_rolls_back(db: Database) -> None:
             raise RuntimeError("handler failed")
     async with db.transaction() as tx:
         assert await tx.fetch("SELECT k FROM t") == []
+
+
+async def test_on_commit_runs_after_the_commit_and_never_after_a_rollback(db: Database) -> None:
+    seen: list[object] = []
+
+    async def rows() -> list[tuple[object, ...]]:
+        async with db.transaction() as other:
+            return await other.fetch("SELECT k FROM t")
+
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO t (k, n) VALUES (?, ?)", "a", 1)
+        tx.on_commit(lambda: seen.append("first"))
+        tx.on_commit(lambda: seen.append("second"))
+        assert seen == []
+    assert seen == ["first", "second"]
+    assert await rows() == [("a",)]  # committed by the time the callbacks ran
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            tx.on_commit(lambda: seen.append("rolled back"))
+            raise RuntimeError("handler failed")
+    assert seen == ["first", "second"]

@@ -17,7 +17,7 @@ from strangler_events.database.factory import open_database
 from strangler_events.dlq import dead_letters
 from strangler_events.envelope import Event
 from strangler_events.saga.definition import Command, SagaDefinition, Step
-from strangler_events.saga.instance import Instance
+from strangler_events.saga.instance import Decision, Instance
 from strangler_events.saga.runner import SagaRunner, topics_for
 from tests.eventually import eventually
 from tests.strangler_events.support import publish
@@ -163,5 +163,39 @@ async def test_an_event_for_no_instance_is_counted_or_dead_lettered(
                 {"consumer": runner.consumer.group, "type": "ADone"},
             )
             assert dead == (1.0 if policy == "dead-letter" else 0.0)
+    finally:
+        await database.close()
+
+
+async def test_a_batch_rolled_back_and_redone_one_by_one_counts_each_instance_once(
+    url: str, kafka_bootstrap: str
+) -> None:
+    """Three starts fetched in one batch; the third's transition fails once, so the batch
+    rolls back and is redone event by event: the metrics count what committed, once."""
+    category = f"t{uuid.uuid4().hex[:8]}"
+    d = saga(category)
+    (topic,) = topics_for(d)
+    seen: list[str] = []
+
+    async def fail_third_once(decision: Decision) -> None:
+        assert decision.instance is not None
+        seen.append(decision.instance.id)
+        if decision.instance.id == "3" and seen.count("3") == 1:
+            raise RuntimeError("the third start fails once")
+
+    # one key: one partition, published before the runner starts, so fetched together
+    starts = [Event(str(uuid.uuid4()), "Go", "x", "k", {"id": n}) for n in ("1", "2", "3")]
+    await publish(kafka_bootstrap, topic, list(starts))
+    database = open_database(url)
+    try:
+        runner = SagaRunner(
+            d, database, kafka_bootstrap, delays=(0.01,), before_commit=fail_third_once
+        )
+        async with Running(runner):
+            get = runner.metrics.registry.get_sample_value
+            labels = {"saga": d.name}
+            await eventually(lambda: get("strangler_saga_started_total", labels) == 3.0, timeout=30)
+            assert seen == ["1", "2", "3", "1", "2", "3"]  # the batch, then one by one
+            assert get("strangler_saga_started_total", labels) == 3.0
     finally:
         await database.close()
