@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from shadow.store.port import COLUMNS, Result, StoreError, from_row, to_row
-from strangler_events.storage.postgres import DRIVER_ERRORS, create_pool
+from strangler_events.storage.postgres import DRIVER_ERRORS, LazyPool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_shadow (
@@ -47,13 +47,11 @@ async def translated() -> AsyncIterator[None]:
 class PostgresResults:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(url, max_size=2)
 
     async def _get(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with translated():
-                self._pool = await create_pool(self.url, max_size=2)
-        return self._pool
+        async with translated():
+            return await self._pool.get()
 
     async def init(self) -> None:
         pool = await self._get()
@@ -83,6 +81,4 @@ class PostgresResults:
         return [from_row(tuple(row)) for row in rows]
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._pool.close()

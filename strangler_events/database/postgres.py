@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from strangler_events.database.port import DatabaseError
-from strangler_events.storage.postgres import DRIVER_ERRORS, create_pool
+from strangler_events.storage.postgres import DRIVER_ERRORS, LazyPool
 
 _MARK = re.compile(r"\?")
 
@@ -45,15 +45,13 @@ class _Tx:
 class PostgresDatabase:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(url)
 
     async def _get(self) -> asyncpg.Pool:
-        if self._pool is None:
-            try:
-                self._pool = await create_pool(self.url)
-            except DRIVER_ERRORS as exc:
-                raise DatabaseError(f"PostgreSQL: {exc}") from exc
-        return self._pool
+        try:
+            return await self._pool.get()
+        except DRIVER_ERRORS as exc:
+            raise DatabaseError(f"PostgreSQL: {exc}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Tx]:
@@ -76,6 +74,4 @@ class PostgresDatabase:
             raise DatabaseError(f"PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._pool.close()

@@ -83,7 +83,7 @@ from strangler_events.eventstore.rules import (
     validate_limit,
     validate_snapshot,
 )
-from strangler_events.storage.postgres import MAX_SIZE, UNREACHABLE, create_pool
+from strangler_events.storage.postgres import MAX_SIZE, UNREACHABLE, LazyPool
 from strangler_events.upcast import Upcasters
 
 TABLE: Final = "strangler_event_store"
@@ -240,12 +240,10 @@ class PostgresEventStore:
         self.url = url
         self.pool_size = pool_size
         self.before_commit = before_commit
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(url, max_size=pool_size)
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._pool = await create_pool(self.url, max_size=self.pool_size)
-        return self._pool
+        return await self._pool.get()
 
     async def init(self) -> None:
         async with translated():
@@ -401,9 +399,7 @@ class PostgresEventStore:
         return Snapshot(row[0], row[1], row[2], _loads(row[3]), row[4])
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._pool.close()
 
 
 def _loads(text: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Opening PostgreSQL one way for every store on it (the outbox, shadow results, a
 consumer's database): ``postgresql://`` URLs, a small asyncpg pool opened with a
 bounded connect timeout, and dedicated connections for sessions that must outlive a
-statement (an advisory lock, LISTEN).
+statement (an advisory lock, LISTEN).  :class:`LazyPool` is the pool every store holds:
+opened on first use (one pool however many first uses come at once), closed once.
 
 Driver errors are not translated here: each store turns them into its own errors.
 :data:`UNREACHABLE` is what "the server cannot be reached (now)" looks like, and
@@ -11,6 +12,8 @@ refuses another scheme with an ``InterfaceError`` naming it).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 
@@ -52,3 +55,40 @@ async def connect(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> asyn
     """One connection of its own, outside any pool (its session is the caller's)."""
     conn: asyncpg.Connection = await asyncpg.connect(url, timeout=connect_timeout)
     return conn
+
+
+class LazyPool:
+    """A store's pool, opened by the first :meth:`get` (concurrent first calls share the
+    one pool) with :func:`create_pool`'s arguments; driver errors pass through."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_size: int = MAX_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float | None = None,
+    ) -> None:
+        self.url = url
+        self.max_size = max_size
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await create_pool(
+                        self.url,
+                        max_size=self.max_size,
+                        connect_timeout=self.connect_timeout,
+                        command_timeout=self.command_timeout,
+                    )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

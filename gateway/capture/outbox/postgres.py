@@ -32,7 +32,7 @@ from gateway.capture.outbox.port import (
     Status,
 )
 from gateway.capture.rules import Doubt, Event
-from strangler_events.storage.postgres import UNREACHABLE, connect, create_pool
+from strangler_events.storage.postgres import UNREACHABLE, LazyPool, connect
 
 CHANNEL = "strangler_outbox"
 LOCK_KEY = 0x5752_4C59  # advisory lock id of the active relay
@@ -142,18 +142,14 @@ class PostgresOutbox:
     def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(url, connect_timeout=connect_timeout, command_timeout=30)
         self._leader: asyncpg.Connection | None = None
         self._listener: asyncpg.Connection | None = None
         self._wakeup = asyncio.Event()
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with translated():
-                self._pool = await create_pool(
-                    self.url, connect_timeout=self.connect_timeout, command_timeout=30
-                )
-        return self._pool
+        async with translated():
+            return await self._pool.get()
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         pool = await self._get_pool()
@@ -357,6 +353,4 @@ class PostgresOutbox:
             if conn is not None and not conn.is_closed():
                 await conn.close()
         self._leader = self._listener = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._pool.close()

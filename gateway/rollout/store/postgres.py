@@ -13,7 +13,7 @@ import asyncpg
 from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import State
 from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
-from strangler_events.storage.postgres import DRIVER_ERRORS, create_pool
+from strangler_events.storage.postgres import DRIVER_ERRORS, LazyPool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_rollout (
@@ -48,13 +48,11 @@ async def translated() -> AsyncIterator[None]:
 class PostgresRollouts:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(url, max_size=2)
 
     async def _get(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with translated():
-                self._pool = await create_pool(self.url, max_size=2)
-        return self._pool
+        async with translated():
+            return await self._pool.get()
 
     async def init(self) -> None:
         pool = await self._get()
@@ -160,6 +158,4 @@ class PostgresRollouts:
         return {str(r[0]): Counts.from_json(json.loads(r[1])) for r in rows}
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._pool.close()

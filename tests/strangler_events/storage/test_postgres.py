@@ -13,6 +13,7 @@ from strangler_events.storage.postgres import (
     DRIVER_ERRORS,
     MAX_SIZE,
     UNREACHABLE,
+    LazyPool,
     connect,
     create_pool,
 )
@@ -105,3 +106,25 @@ async def test_a_refused_login_is_a_driver_error_not_unreachable(pg_database: st
 async def test_another_scheme_is_refused_by_name() -> None:
     with pytest.raises(DRIVER_ERRORS, match="got 'mysql'"):
         await create_pool("mysql://app@127.0.0.1/orders")
+
+
+async def test_a_lazy_pool_opens_once_for_concurrent_first_uses_and_again_after_close(
+    pg_database: str,
+) -> None:
+    lazy = LazyPool(pg_database, max_size=2, command_timeout=7)
+    first, second = await asyncio.gather(lazy.get(), lazy.get())
+    assert first is second and first.get_max_size() == 2
+    assert await first.fetchval("SELECT 1") == 1
+    await lazy.close()
+    assert first.is_closing()
+    again = await lazy.get()
+    assert again is not first and await again.fetchval("SELECT 2") == 2
+    await lazy.close()
+    await lazy.close()  # closing twice is harmless
+
+
+async def test_a_lazy_pool_passes_driver_errors_through_and_tries_again() -> None:
+    lazy = LazyPool(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    for _ in range(2):  # nothing is kept from a failed open
+        with pytest.raises(UNREACHABLE):
+            await lazy.get()
