@@ -6,38 +6,16 @@ a missing table named with the command that creates it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.capture.kafka_sink import envelope
-from gateway.capture.outbox import OutboxStore, open_store
+from gateway.capture.outbox import OutboxStore
 from strangler_events.database.factory import open_database
 from strangler_events.database.port import Database
 from strangler_events.saga import outbox
 from strangler_events.saga.instance import Outgoing
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/saga.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
-
-
-@pytest.fixture
-async def stores(url: str) -> AsyncIterator[tuple[Database, OutboxStore]]:
-    box = open_store(url)
-    await box.init()
-    database = open_database(url)
-    try:
-        yield database, box
-    finally:
-        await database.close()
-        await box.close()
-
 
 MESSAGE = Outgoing(
     "2f1d3c4b-0000-4000-8000-000000000001",

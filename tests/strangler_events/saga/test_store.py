@@ -6,8 +6,7 @@ state (no lost update)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -18,25 +17,10 @@ from strangler_events.saga.instance import Decision, Instance, Outgoing
 from strangler_events.saga.store import ConcurrencyError, SagaStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/saga.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
-
-
 @pytest.fixture
-async def parts(url: str) -> AsyncIterator[tuple[Database, OutboxStore]]:
-    box = open_store(url)
-    await box.init()
-    database = open_database(url)
-    await SagaStore(database).init()
-    try:
-        yield database, box
-    finally:
-        await database.close()
-        await box.close()
+async def parts(stores: tuple[Database, OutboxStore]) -> tuple[Database, OutboxStore]:
+    await SagaStore(stores[0]).init()
+    return stores
 
 
 def created(ident: str, state: str = "running", deadline: float | None = None) -> Decision:
