@@ -150,9 +150,15 @@ class Relay:
                     marking = asyncio.ensure_future(self.store.mark_published(done))
                 rows = ahead
                 await self._beat()
+        except asyncio.CancelledError:
+            if marking is not None:  # a mark that hangs must not hang the cancel too
+                marking.cancel()  # (its batch is sent again by whoever pumps next)
+                await asyncio.gather(marking, return_exceptions=True)
+                marking = None
+            raise
         finally:
             if marking is not None:
-                await marking
+                await marking  # the last batch's mark lands before pump returns
         return total
 
     async def _send_reading_ahead(self, rows: list[Row]) -> tuple[Any, list[Row]]:

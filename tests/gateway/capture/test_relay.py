@@ -190,6 +190,42 @@ async def test_a_crash_between_publish_and_mark_resends_at_most_two_batches(
     await store.close()
 
 
+async def test_cancelled_while_sending_with_a_mark_that_hangs_the_relay_still_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch's mark hangs (a database that stopped answering) while the second
+    batch waits for the broker's acknowledgement; cancelling the relay there ends it (the
+    hanging mark is abandoned: its batch is sent again by the next relay)."""
+    store = await sqlite_store(tmp_path)
+    await store.append([event(n, str(n % 7)) for n in range(1, 21)])
+    mark = store.mark_published
+    hanging, waiting = asyncio.Event(), asyncio.Event()
+
+    async def hangs(seqs: Sequence[int]) -> None:
+        hanging.set()
+        await asyncio.Event().wait()
+
+    class SlowSecondBatch(FakeSink):
+        async def collect(self, handle: list[PublishError | None]) -> list[PublishError | None]:
+            if len(self.sent) > 10:  # the second batch: wait for an ack that never comes
+                waiting.set()
+                await asyncio.Event().wait()
+            return handle
+
+    monkeypatch.setattr(store, "mark_published", hangs)
+    sink = SlowSecondBatch()
+    pumping = asyncio.ensure_future(Relay(store, sink, batch=10).pump())
+    await eventually(lambda: hanging.is_set() and waiting.is_set(), timeout=10)
+    pumping.cancel()
+    done, _ = await asyncio.wait([pumping], timeout=10)
+    assert done, "the cancelled relay waited for a mark that never finishes"
+    monkeypatch.setattr(store, "mark_published", mark)
+    again = FakeSink()
+    await Relay(store, again, batch=10).pump()
+    assert again.sent == list(range(1, 21))  # nothing was marked: all sent again, in order
+    await store.close()
+
+
 # --- drills on real services -----------------------------------------------------------
 
 
