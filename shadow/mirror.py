@@ -12,6 +12,11 @@ comparison (:mod:`shadow.compare`), and batched writes to the result store.
 The mirror has its own upstream transport, so a slow shadow backend cannot take
 pooled connections the primary traffic needs, and it never touches outlier
 detection, retries or write capture.
+
+Every mirrored request carries ``x-strangler-shadow``.  A mirrored write (a method
+outside ``SAFE_METHODS``, which ``shadow.allow_writes: true`` permits) also carries
+``x-strangler-dry-run: 1``: the shadow backend must decide it and answer what it would
+answer, and commit nothing (``examples/order_service/writes.py`` does).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +43,7 @@ from shadow.store import FieldDiff, Result, ResultStore, StoreError, hashed
 log = logging.getLogger("strangler.shadow")
 
 MARK = b"x-strangler-shadow"
+DRY_RUN = b"x-strangler-dry-run"
 FLUSH_INTERVAL = 0.5
 MAX_UNSTORED = 10_000  # results kept while the store is down; older ones are dropped
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -44,16 +51,24 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 @dataclass(eq=False)
 class Lane:
-    """One route's mirroring state: its sampler and its bound on work in flight."""
+    """One route's mirroring state: its sampler and its bound on work in flight.
+
+    Kept samples wait in ``queue``; up to ``shadow.concurrency`` drain tasks take them
+    one after another, so a busy lane starts no task per sample."""
 
     route: str
     shadow: Shadow
     rules: Rules
     sampler: Sampler
-    slots: asyncio.Semaphore
     owner: Mirror
     waiting: int = 0  # submitted and not finished (in flight + queued)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # its drain tasks
+    drains: int = 0  # drain tasks still taking samples (a finished one may linger in tasks)
+    queue: deque[Sample] = field(default_factory=deque)
+    capacity: int = field(init=False)  # ``waiting`` at which samples are shed
+
+    def __post_init__(self) -> None:
+        self.capacity = self.shadow.concurrency + self.shadow.queue
 
     @property
     def max_body_bytes(self) -> int:
@@ -67,7 +82,7 @@ class Lane:
 
     @property
     def full(self) -> bool:
-        return self.waiting >= self.shadow.concurrency + self.shadow.queue
+        return self.waiting >= self.capacity
 
 
 class _TooLarge(Exception):
@@ -126,7 +141,6 @@ class Mirror:
                 shadow,
                 Rules.build(shadow.ignore, shadow.numeric_tolerance),
                 Sampler(shadow.percent),
-                asyncio.Semaphore(shadow.concurrency),
                 self,
             )
             self.lanes[route.name] = lane
@@ -150,7 +164,7 @@ class Mirror:
         if not replayable:
             self.skip(lane, method, path, "request-body-streamed")
             return None
-        if lane.full:
+        if lane.waiting >= lane.capacity:  # shed: one comparison and one count
             self._count(lane.route, method, path, "shed", "queue-full")
             return None
         return lane
@@ -164,23 +178,36 @@ class Mirror:
         self._counts[key] = self._counts.get(key, 0) + 1
 
     def submit(self, lane: Lane, sample: Sample) -> None:
-        """Mirror ``sample`` in the background (shed when the lane filled up meanwhile)."""
-        if lane.full:
+        """Mirror ``sample`` in the background (shed when the lane filled up meanwhile).
+        On the primary's turn: a queue append, and a task only when the lane has fewer
+        drain tasks than ``shadow.concurrency``."""
+        if lane.waiting >= lane.capacity:
             self._count(lane.route, sample.method, sample.path, "shed", "queue-full")
             return
         lane.waiting += 1
-        task = spawn(self._mirror(lane, sample), name=f"shadow:{lane.route}:{sample.request_id}")
-        lane.tasks.add(task)
-        task.add_done_callback(lane.tasks.discard)
+        lane.queue.append(sample)
+        if lane.drains < lane.shadow.concurrency:
+            lane.drains += 1
+            task = spawn(self._drain(lane), name=f"shadow:{lane.route}")
+            lane.tasks.add(task)
+            task.add_done_callback(lane.tasks.discard)
 
     # -- background ------------------------------------------------------------------------
 
-    async def _mirror(self, lane: Lane, sample: Sample) -> None:
+    async def _drain(self, lane: Lane) -> None:
+        """Mirror the lane's queued samples one after another until none is left."""
+        queue = lane.queue
         try:
-            async with lane.slots:
-                await self._one(lane, sample)
+            while queue:
+                sample = queue.popleft()
+                try:
+                    await self._one(lane, sample)
+                except Exception:  # noqa: BLE001 - one sample's bug must not stop the lane
+                    log.exception("mirroring %s %s failed", sample.method, sample.path)
+                finally:
+                    lane.waiting -= 1
         finally:
-            lane.waiting -= 1
+            lane.drains -= 1  # in the turn that found the queue empty: no sample strands
 
     async def _one(self, lane: Lane, sample: Sample) -> None:
         shadow = lane.shadow
@@ -215,6 +242,8 @@ class Mirror:
         if rewritten is not None:
             headers = with_host(headers, rewritten, b"")
         headers = [*headers, (MARK, mark)]
+        if sample.method not in SAFE_METHODS:
+            headers.append((DRY_RUN, b"1"))
         request = UpstreamRequest(
             sample.method.encode(),
             backend.base_path.encode("latin-1") + sample.target,

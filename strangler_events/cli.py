@@ -1,4 +1,5 @@
-"""``strangler dlq list|replay`` and ``strangler reconcile``."""
+"""``strangler dlq list|replay``, ``strangler reconcile`` and (from
+:mod:`strangler_events.reverse_sync.cli`) ``strangler reverse-sync run|status``."""
 
 from __future__ import annotations
 
@@ -139,3 +140,7 @@ def add_commands(
     p.add_argument("--repair", metavar="URL", help="POST target per aggregate, with {id}")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=reconcile_cmd, needs_config=False, no_config=True)
+
+    from strangler_events.reverse_sync import cli as reverse_sync_cli
+
+    reverse_sync_cli.add_commands(sub, common)

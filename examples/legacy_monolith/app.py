@@ -13,6 +13,13 @@ captures its writes.  Endpoints (same shape for ``users``)::
     PUT    /api/orders/{id}       replace fields -> 200 with the order
     PATCH  /api/orders/{id}       update some fields -> 200 with the order
     DELETE /api/orders/{id}       -> 204
+
+Writes carrying ``x-strangler-origin`` come from the reverse sync: see ``sync.py``.
+
+For the service that takes over order writes (``examples/order_service/ids.py``)::
+
+    POST   /admin/id-blocks/orders  {"size": N} -> 201 {"first": a, "last": b}: ids a..b
+           are the caller's; the table's own sequence moves past them
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from examples.legacy_monolith import sync
 from strangler_events.database import Tx, open_database
 
 TABLES = {
@@ -72,7 +80,7 @@ class Database:
                         if self.postgres
                         else "INTEGER PRIMARY KEY AUTOINCREMENT"
                     )
-                    await self.db.script(TABLE_SQL.format(key=key))
+                    await self.db.script(TABLE_SQL.format(key=key) + sync.SCHEMA)
                     self._ready = True
 
     async def rows(self, tx: Tx, table: str, where: str = "", *args: Any) -> list[dict[str, Any]]:
@@ -133,10 +141,15 @@ def _item(database: Database, table: str) -> Any:
         ident = int(request.path_params["id"])
         missing = JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
         values: dict[str, Any] | str = {}
+        body = await _body(request)
         if request.method in ("PUT", "PATCH"):
-            values = _validate(table, await _body(request), partial=request.method == "PATCH")
+            values = _validate(table, body, partial=request.method == "PATCH")
             if isinstance(values, str):
                 return JSONResponse({"error": values}, status_code=422)
+        origin = sync.origin_of(request)
+        if origin is not None and request.method != "GET":
+            assert isinstance(values, dict)
+            return await _sync(database, table, request, ident, origin, values, body)
         async with database.db.transaction() as tx:
             found = await database.rows(tx, table, "WHERE id = ?", ident)
             if not found:
@@ -161,6 +174,75 @@ def _item(database: Database, table: str) -> Any:
     return endpoint
 
 
+async def _sync(
+    database: Database,
+    table: str,
+    request: Request,
+    ident: int,
+    origin: str,
+    values: dict[str, Any],
+    body: Any,
+) -> Response:
+    """A reverse-sync write (see sync.py): kept ids and timestamps, applied once, uncaptured."""
+    now = _now()
+    async with database.db.transaction() as tx:
+        fresh = await sync.mark(tx, database.postgres, origin, sync.event_id_of(request), now)
+        found = await database.rows(tx, table, "WHERE id = ?", ident)
+        if not fresh:
+            return sync.answer(found[0] if found else None, request.method, False)
+        if not found and request.method != "PUT":
+            return JSONResponse({"error": f"{table[:-1]} {ident} not found"}, status_code=404)
+        if request.method == "DELETE":
+            await tx.execute(f"DELETE FROM {table} WHERE id = ?", ident)
+            return Response(status_code=204)
+        extra = sync.kept(body if isinstance(body, dict) else {}, ident)
+        created = await sync.upsert(tx, table, ident, values, extra, now)
+        [row] = await database.rows(tx, table, "WHERE id = ?", ident)
+    return sync.answer(row, request.method, created)
+
+
+async def claim_ids(database: Database, table: str, size: int) -> tuple[int, int]:
+    """Move ``table``'s id sequence ``size`` ids on and return the ids skipped."""
+    async with database.db.transaction() as tx:
+        if database.postgres:
+            # EXCLUSIVE keeps inserts (and their nextval) out until the block is taken
+            await tx.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+            sequence = f"pg_get_serial_sequence('{table}', 'id')"
+            [(after,)] = await tx.fetch(f"SELECT nextval({sequence})")
+            [(top,)] = await tx.fetch(f"SELECT coalesce(max(id), 0) FROM {table}")
+            first = max(int(after), int(top) + 1)
+            await tx.fetch(f"SELECT setval({sequence}, ?)", first + size - 1)
+            return first, first + size - 1
+        seq = await tx.fetch("SELECT seq FROM sqlite_sequence WHERE name = ?", table)
+        [(top,)] = await tx.fetch(f"SELECT coalesce(max(id), 0) FROM {table}")
+        first = max(int(seq[0][0]) if seq else 0, int(top)) + 1
+        if seq:
+            await tx.execute(
+                "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", first + size - 1, table
+            )
+        else:
+            await tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", table, first + size - 1
+            )
+        return first, first + size - 1
+
+
+def _id_blocks(database: Database) -> Any:
+    async def endpoint(request: Request) -> Response:
+        await database.ready()
+        table = request.path_params["table"]
+        body = await _body(request)
+        size = body.get("size") if isinstance(body, dict) else None
+        if table not in TABLES:
+            return JSONResponse({"error": f"no table {table}"}, status_code=404)
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1_000_000:
+            return JSONResponse({"error": "size must be an integer 1..1000000"}, status_code=422)
+        first, last = await claim_ids(database, table, size)
+        return JSONResponse({"first": first, "last": last}, status_code=201)
+
+    return endpoint
+
+
 def create_app(db: str = "./legacy.db") -> Starlette:
     """The app on ``db``: a SQLite path or URL, or a PostgreSQL URL."""
     database = Database(db)
@@ -174,6 +256,8 @@ def create_app(db: str = "./legacy.db") -> Starlette:
                 methods=["GET", "PUT", "PATCH", "DELETE"],
             )
         )
+
+    routes.append(Route("/admin/id-blocks/{table}", _id_blocks(database), methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

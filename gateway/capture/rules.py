@@ -6,7 +6,9 @@ aggregate id comes from: ``path:NAME``, ``response:/json/pointer``,
 ``request:/json/pointer`` or ``header:NAME`` (request header, else response
 header).  An event is made only when a backend the rule covers answered 2xx.
 When the id cannot be found, or a body needed for it was too large to keep, the
-result is a :class:`Doubt` naming the reason: never a silent drop.
+result is a :class:`Doubt` naming the reason: never a silent drop.  A write carrying
+``x-strangler-origin`` (:mod:`strangler_events.origin`) makes no event: the reverse sync
+applied a new service's event there, and capturing it would echo it back.
 
 The event row has the Debezium outbox columns (``id``, ``aggregatetype``,
 ``aggregateid``, ``type``, ``payload``) plus ``occurred_at`` and ``headers``.
@@ -25,6 +27,7 @@ from typing import Any
 from gateway.config import Capture
 from gateway.config.model import PLACEHOLDER
 from gateway.http.exchange import Exchange
+from strangler_events.origin import ORIGIN_HEADER
 
 
 @dataclass(slots=True)
@@ -188,9 +191,10 @@ def _json(body: bytes | None, which: str) -> Any:
 def capture(
     compiled: CompiledRule, params: Mapping[str, str], ex: Exchange, now: float | None = None
 ) -> Event | Doubt | None:
-    """The event for a finished exchange that matched ``compiled``; None for non-2xx."""
+    """The event for a finished exchange that matched ``compiled``; None for non-2xx and
+    for a reverse-sync write (origin header)."""
     rule = compiled.rule
-    if not 200 <= ex.status < 300:
+    if not 200 <= ex.status < 300 or ORIGIN_HEADER in ex.request_headers:
         return None
     try:
         aggregate_id = _aggregate_id(rule, params, ex)

@@ -5,12 +5,18 @@ in the same transaction, with no change to the monolith's code.
 PostgreSQL database (the outbox table must live there too, which is what makes
 it the same transaction); ``uninstall-triggers`` runs :func:`uninstall_sql`.  A
 rolled-back transaction leaves no row; a committed one leaves one per row change.
+
+A transaction that sets ``strangler.origin`` (:mod:`strangler_events.origin`: the
+reverse sync's writes, applying a new service's events) leaves no row: capturing it
+would echo the service's own change back to it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from strangler_events.origin import ORIGIN_SETTING
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -70,6 +76,9 @@ DECLARE
     before_row jsonb;
     kind       text;
 BEGIN
+    IF coalesce(current_setting({_literal(ORIGIN_SETTING)}, true), '') <> '' THEN
+        RETURN NULL;  -- a reverse-sync write: not captured (no echo)
+    END IF;
     IF TG_OP = 'INSERT' THEN
         after_row := to_jsonb(NEW); kind := {_literal(spec.created)};
     ELSIF TG_OP = 'UPDATE' THEN

@@ -5,8 +5,9 @@ skipped; per field path: the raw count (primary vs shadow), the noise count
 (primary vs secondary, when noise cancellation is on), the kind and up to five
 example request ids; latency of the primary and the shadow backend (p50/p99).
 A comparison *matches* when none of its differing fields is significant
-(:mod:`shadow.noise`).  :mod:`shadow.report.render` turns a :class:`Report` into
-text, JSON or one self-contained HTML page.
+(:mod:`shadow.noise`).  A write endpoint (its writes mirrored as dry runs) also says
+whether the writes behave the same (``write_parity``).  :mod:`shadow.report.render`
+turns a :class:`Report` into text, JSON or one self-contained HTML page.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gateway.config.spec import SAFE_METHODS
 from shadow.noise import significant
 from shadow.store import Result
 
@@ -74,6 +76,17 @@ class EndpointReport:
     @property
     def match_rate(self) -> float | None:
         return self.matched / self.compared if self.compared else None
+
+    @property
+    def write_parity(self) -> str | None:
+        """For a write endpoint (mirrored as dry runs, ``shadow.allow_writes``): ``same``
+        when every compared write matched and none failed, ``different`` otherwise,
+        ``unknown`` before any was compared; None for a read endpoint."""
+        if self.method in SAFE_METHODS:
+            return None
+        if not self.compared:
+            return "unknown"
+        return "same" if self.differing == 0 and self.errors == 0 else "different"
 
 
 @dataclass

@@ -28,6 +28,7 @@ def to_json(report: Report) -> str:
     data = asdict(report)
     for endpoint, source in zip(data["endpoints"], report.endpoints, strict=True):
         endpoint["match_rate"] = source.match_rate
+        endpoint["write_parity"] = source.write_parity
     return json.dumps(data, indent=2)
 
 
@@ -41,6 +42,8 @@ def to_text(report: Report) -> str:
             f"  compared {e.compared}  matched {e.matched} ({_pct(e.matched, e.compared)})"
             f"  differing {e.differing}  errors {e.errors}  shed {e.shed}  skipped {e.skipped}"
         )
+        if e.write_parity is not None:
+            lines.append(f"  writes (dry run): {e.write_parity}")
         lines.append(
             f"  latency ms: primary p50 {_ms(e.primary_ms.p50)} p99 {_ms(e.primary_ms.p99)}"
             f"  shadow p50 {_ms(e.shadow_ms.p50)} p99 {_ms(e.shadow_ms.p99)}"

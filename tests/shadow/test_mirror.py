@@ -8,14 +8,18 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.http.upstream import PooledTransport, UpstreamRequest
-from gateway.metrics.registry import Counter
+from gateway.config.loader import parse
+from gateway.http.exchange import Sample
+from gateway.http.upstream import PooledTransport, UpstreamRequest, UpstreamResponse
+from gateway.metrics.registry import Counter, Registry
 from gateway.proxy.proxy import Proxy
+from gateway.types import Headers
+from shadow.mirror import Mirror
 from shadow.report import EndpointReport, build
 from shadow.store import Result, open_store
 from tests.eventually import eventually
@@ -256,12 +260,15 @@ async def test_writes_are_mirrored_only_when_allowed_and_marked(tmp_path: Path) 
     with serving(item_app(seen_legacy), item_app(seen_v2)) as (legacy, v2):
         shadow = ", methods: [GET, POST], allow_writes: true"
         with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, _):
-            await fire(server.port, gets(5, "POST") + gets(5, "PUT"), concurrency=1)
-            rows = await results(tmp_path, 5)
-    assert [m for m, _, _ in seen_v2] == ["POST"] * 5  # PUT is not in methods
+            await fire(server.port, gets(5, "POST") + gets(5, "PUT") + gets(2), concurrency=1)
+            rows = await results(tmp_path, 7)
+    assert [m for m, _, _ in seen_v2] == ["POST"] * 5 + ["GET"] * 2  # PUT is not in methods
     assert all(h["x-strangler-shadow"] == "1" for _, _, h in seen_v2)
-    assert len(seen_legacy) == 10
-    assert one(rows).compared == 5
+    # a mirrored write is marked as a dry run; a mirrored read is not, nor the primary
+    assert [h.get("x-strangler-dry-run") for _, _, h in seen_v2] == ["1"] * 5 + [None] * 2
+    assert not any("x-strangler-dry-run" in h for _, _, h in seen_legacy)
+    assert len(seen_legacy) == 12
+    assert sum(e.compared for e in build(rows).endpoints) == 7
 
 
 async def test_large_responses_skip_comparison(tmp_path: Path) -> None:
@@ -319,3 +326,113 @@ async def test_mirrored_bodies_are_sent_whole_with_their_content_length(tmp_path
             await results(tmp_path, 2)
     assert [h.get("content-length") for _, _, h in seen_v2] == ["15", "0"]
     assert not any("transfer-encoding" in h for _, _, h in seen_v2 + seen_legacy)
+
+
+# --- the lane's drain tasks (unit tests over a fake transport) ---------------------------
+
+LANE_CONFIG = """\
+version: 1
+listen: 127.0.0.1:1
+backends:
+  legacy: {url: "http://127.0.0.1:2", legacy: true}
+  v2: {url: "http://127.0.0.1:3"}
+routes:
+  - name: items
+    match: {prefix: /api/items}
+    split: {legacy: 100}
+    shadow: {backend: v2, percent: 100, concurrency: 4, queue: 100}
+"""
+
+
+class Answered:
+    def __init__(self) -> None:
+        self.status = 200
+        self.headers: Headers = [(b"content-type", b"application/json")]
+
+    def complete_body(self) -> bytes | None:
+        return None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield b'{"id": 1}'
+
+    def close(self) -> None:
+        pass
+
+
+class FakeShadow:
+    """Answers at once (``then`` runs first, on the next loop turn) or when released."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.in_flight = 0
+        self.most = 0
+        self.release = asyncio.Event()
+        self.then: Any = None
+
+    async def send(
+        self,
+        host: str,
+        port: int,
+        request: UpstreamRequest,
+        connect_timeout: float,
+        response_timeout: float,
+        pool_size: int,
+        max_pending: int | None = None,
+    ) -> UpstreamResponse:
+        self.calls += 1
+        if self.then is not None:
+            asyncio.get_running_loop().call_soon(self.then)
+            self.then = None
+            return Answered()
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        return Answered()
+
+    async def aclose(self) -> None:
+        pass
+
+
+def sample(n: int) -> Sample:
+    headers = [(b"content-type", b"application/json")]
+    body = b'{"id": 1}'
+    path = f"/api/items/{n}"
+    return Sample(
+        "items", "GET", path, path.encode(), [], b"", "legacy", 200, headers, body, 0.001,
+        f"r{n}", 1.0,
+    )  # fmt: skip
+
+
+async def test_a_busy_lane_runs_at_most_concurrency_tasks_and_mirrors_every_kept_sample() -> None:
+    config = parse(LANE_CONFIG)
+    shadow = FakeShadow()
+    mirror = Mirror(config.backends, Registry(), None, shadow)
+    route = config.routes[0]
+    for n in range(50):
+        lane = mirror.lane(route, "GET", f"/api/items/{n}", "legacy", True)
+        assert lane is not None
+        lane.submit(sample(n))
+    [lane] = mirror.lanes.values()
+    assert len(lane.tasks) == 4  # not one task per sample
+    await eventually(lambda: shadow.in_flight == 4, timeout=5, message="4 shadow calls out")
+    shadow.release.set()
+    await eventually(lambda: lane.waiting == 0, timeout=5, message="the lane drained")
+    assert (shadow.calls, shadow.most) == (50, 4)
+    await mirror.flush()
+    assert mirror.comparisons.get(("items", "match")) == 50
+
+
+async def test_a_sample_kept_as_the_last_drain_task_ends_is_still_mirrored() -> None:
+    config = parse(LANE_CONFIG.replace("concurrency: 4", "concurrency: 1"))
+    shadow = FakeShadow()
+    mirror = Mirror(config.backends, Registry(), None, shadow)
+    lane = mirror.lane(config.routes[0], "GET", "/api/items/1", "legacy", True)
+    assert lane is not None
+    # The second sample arrives after the drain task found its queue empty, before the
+    # loop ran the finished task's callbacks: it must get a drain task of its own.
+    shadow.then = lambda: lane.submit(sample(2))
+    lane.submit(sample(1))
+    shadow.release.set()
+    await eventually(lambda: shadow.calls == 2, timeout=5, message="the second sample mirrored")
+    await eventually(lambda: lane.waiting == 0, timeout=5, message="the lane drained")

@@ -183,3 +183,8 @@ def test_a_non_integer_id_is_a_doubt_naming_it() -> None:
     assert doubt.reason == "aggregate id path:id is 'abc', not an integer (id_type: integer)"
     fullwidth = capture(rule, {"id": "１"}, exchange("PATCH", "/api/orders/%EF%BC%91", 200))
     assert isinstance(fullwidth, Doubt)
+
+
+def test_a_reverse_sync_write_makes_no_event() -> None:
+    assert run("POST", "/api/orders", **{"x-strangler-origin": "reverse-sync"}) is None
+    assert isinstance(run("POST", "/api/orders", **{"x-other": "reverse-sync"}), Event)

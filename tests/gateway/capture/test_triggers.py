@@ -69,6 +69,17 @@ async def test_commit_rollback_bulk_update_and_uninstall(pg_database: str) -> No
         await conn.execute("DELETE FROM orders WHERE id = 1")
         assert await events(conn) == [("OrderDeleted", "1")]
 
+        # a reverse-sync write sets strangler.origin in its transaction: no row (no echo)
+        await conn.execute("DELETE FROM strangler_outbox")
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('strangler.origin', 'reverse-sync', true)")
+            await conn.execute("INSERT INTO orders (id, item, qty) VALUES (5000, 'sync', 1)")
+            await conn.execute("UPDATE orders SET qty = 2 WHERE id = 5000")
+            await conn.execute("DELETE FROM orders WHERE id = 2")
+        assert await events(conn) == []
+        await conn.execute("UPDATE orders SET qty = 3 WHERE id = 5000")  # the setting ended
+        assert await events(conn) == [("OrderUpdated", "5000")]
+
         assert (
             await asyncio.to_thread(
                 main, ["outbox", "uninstall-triggers", "--dsn", pg_database, "--table", "orders"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from shadow.report.aggregate import build
 from shadow.report.render import render, to_html, to_json, to_text
@@ -29,3 +30,20 @@ def test_render_picks_the_format() -> None:
     report = build([row(1)])
     assert render(report, "json") == to_json(report)
     assert render(report, "text") == to_text(report)
+
+
+def test_write_endpoints_say_whether_the_writes_behave_the_same() -> None:
+    same = [replace(row(n), method="PATCH") for n in range(3)]
+    differ = [replace(row(n, (PRICE,)), method="POST", endpoint="/api/orders") for n in range(2)]
+    report = build([*same, *differ, row(9)])
+    parity = {(e.method, e.endpoint): e.write_parity for e in report.endpoints}
+    assert parity == {
+        ("GET", "/api/orders/{id}"): None,
+        ("PATCH", "/api/orders/{id}"): "same",
+        ("POST", "/api/orders"): "different",
+    }
+    text = to_text(report)
+    assert text.count("writes (dry run): same") == 1
+    assert text.count("writes (dry run): different") == 1
+    data = json.loads(to_json(report))
+    assert [e["write_parity"] for e in data["endpoints"]] == [None, "same", "different"]
