@@ -10,7 +10,10 @@ the service's read model), reads them as three users (sticky split, shadowed to 
 service), prints the routes' counts and the shadow report, and says where to look.  Then
 it runs the checkout saga (:mod:`examples.checkout`) on the outbox's database: one order
 paid, one declined and compensated, and prints both timelines (``strangler saga list``
-shows them afterwards).
+shows them afterwards).  Last it moves the order writes to the service and back
+(:mod:`examples.demo_writes`: dry-run parity, cut-over, the monolith kept in sync by the
+reverse sync, rollback, reconcile); for that the gateway serves a copy of routes.yaml in
+``demo-data/``, which the demo rewrites and reloads.
 
 The bundled broker keeps nothing between runs, so when the demo starts it, what earlier
 runs left behind no longer matches its (empty) log and is removed first, in one line of
@@ -42,12 +45,14 @@ from pathlib import Path
 
 import httpx
 
+from examples import demo_writes
 from examples.broker import broker_argv, first_address, listening
 from examples.lifeline import wrap
 from gateway.config import Backend, Config, ConfigError, load_file
 from strangler_events.storage.sqlite import sqlite_path
 
 DATA = Path("demo-data")
+SERVICE_DB = f"sqlite:///{DATA / 'orders.db'}"  # the order service's read model and inboxes
 
 
 class DemoError(Exception):
@@ -161,6 +166,11 @@ def _new_service(config: Config) -> Backend:
     raise DemoError("the demo needs a non-legacy backend for the new order service")
 
 
+def _service_name(config: Config) -> str:
+    service = _new_service(config)
+    return next(name for name, backend in config.backends.items() if backend is service)
+
+
 def _catch_up(legacy: str, service: str, seconds: float = 30.0) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -236,40 +246,21 @@ class Addresses:
 def _start_all(
     config: Config, config_path: str, legacy: Backend, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Start the broker (unless one listens), the two apps, the relay and the gateway."""
+    """Start the broker (unless one listens), the two apps, the reverse sync, the relay and
+    the gateway."""
     service = _new_service(config)
-    bootstrap = str(config.kafka["bootstrap"])
-    topic = str(config.kafka["topic"]).format(aggregate="order", type="Order")
     broker = _prepare_broker(config)
     if broker is not None:
         procs.append(broker)
     legacy_db = str(DATA / "legacy.db")
+    legacy_url = f"http://{legacy.host}:{legacy.port}"
     procs.append(
-        _start(
-            "examples.legacy_monolith",
-            "--host",
-            legacy.host,
-            "--port",
-            str(legacy.port),
-            "--db",
-            legacy_db,
-        )
-    )
-    procs.append(
-        _start(
-            "examples.order_service",
-            "--host",
-            service.host,
-            "--port",
-            str(service.port),
-            "--db",
-            f"sqlite:///{DATA / 'orders.db'}",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-        )
-    )
+        _start("examples.legacy_monolith", "--host", legacy.host, "--port", str(legacy.port),
+               "--db", legacy_db)
+    )  # fmt: skip
+    listen = (service.host, service.port)
+    procs.append(_start(*demo_writes.service_args(config, listen, legacy_url, SERVICE_DB)))
+    procs.append(_start(*demo_writes.sync_args(config, legacy_url, SERVICE_DB)))
     procs.append(_start("gateway.cli", "outbox", "relay", "-c", config_path))
     procs.append(_start("gateway.cli", "run", "-c", config_path))
 
@@ -403,9 +394,12 @@ def run(config: Config, config_path: str) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         at = Addresses(config, legacy)
-        _start_all(config, config_path, legacy, procs)
-        _journey(at, config_path)
+        served = demo_writes.served_copy(config_path, DATA)  # the routes the demo changes
+        _start_all(config, served, legacy, procs)
+        _journey(at, served)
         checkouts(config, procs)
+        demo_writes.run(demo_writes.Journey(config, served, vars(at), at.admin_headers,
+                                            (_service_name(config), SERVICE_DB)))  # fmt: skip
         _where(at, config_path)
         while all(proc.poll() is None for proc in procs):
             time.sleep(0.5)

@@ -9,7 +9,12 @@ written (consumers dedupe on the event id).
 
 Per aggregate, rows are marked published only up to the first one that failed:
 a later row of the same aggregate that happened to be acknowledged is sent
-again after the earlier one, so consumers never see them out of order.  A row
+again after the earlier one, so consumers never see them out of order.  Rows are
+read past a seq whose transaction has not committed yet (PostgreSQL hands out seqs
+at insert, so writers commit out of seq order); when such a row turns up below a
+batch already read past, the rows read ahead are dropped and reading starts again
+from the oldest unpublished row, so that it goes out before its aggregate's later
+rows.  A row
 the broker refuses outright (too large, ...) is parked: it blocks only its own
 aggregate, shows in ``strangler outbox status``, and an operator can skip it.
 
@@ -145,6 +150,12 @@ class Relay:
                     await self.store.mark_published(done)
                     if transient is not None:
                         raise transient
+                    ahead = await self.store.pending(self.batch)
+                elif ahead and await self.store.late(rows[-1].seq, len(rows)):
+                    # A row below this batch committed after the batch was read (its
+                    # transaction took its seq first): ``ahead`` may hold a later row of
+                    # its aggregate, so publish again from the oldest unpublished row.
+                    await self.store.mark_published(done)
                     ahead = await self.store.pending(self.batch)
                 else:
                     marking = asyncio.ensure_future(self.store.mark_published(done))

@@ -274,6 +274,8 @@ class ProxySettings:
     replay_buffer_bytes: int = PROXY.default_of("replay_buffer_bytes")
     client_timeout: float = PROXY.default_of("client_timeout")
     access_log: bool = PROXY.default_of("access_log")
+    #: the variable holding the reverse sync's secret (None: client origin headers always go)
+    origin_token_env: str | None = PROXY.default_of("origin_token_env")
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,6 +288,11 @@ PROXY = Obj(
         "replay_buffer_bytes": Field(Int(minimum=0), default=65536),
         "client_timeout": Field(Duration(), default=60.0),
         "access_log": Field(Bool(), default=False),
+        "origin_token_env": Field(
+            Str(pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+            doc="the variable holding the reverse sync's secret: a request sending it in "
+            "x-strangler-origin-token keeps x-strangler-origin (else always removed)",
+        ),
     }
 )
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.http.head import MARKERS
 from gateway.types import Headers
 
 Scope = MutableMapping[str, Any]
@@ -35,6 +36,9 @@ class Request:
     headers: Headers  # names lower-cased
     client: str  # the peer's address
     scheme: str = "http"
+    #: a gateway marker header (:data:`gateway.http.head.MARKERS`) is among ``headers``;
+    #: the proxy removes them before routing (:mod:`gateway.proxy.markers`)
+    marked: bool = False
 
 
 class Responder(Protocol):
@@ -67,14 +71,16 @@ def request_from_scope(scope: Scope) -> Request:
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     query: bytes = scope.get("query_string", b"")
     client = scope.get("client")
+    headers: Headers = scope["headers"]
     return Request(
         method=scope["method"],
         target=raw_path + b"?" + query if query else raw_path,
         path=raw_path,
         query=query,
-        headers=scope["headers"],
+        headers=headers,
         client=client[0] if client else "0.0.0.0",
         scheme=scope.get("scheme", "http"),
+        marked=any(name in MARKERS for name, _ in headers),
     )
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.http.downstream import Request
-from gateway.http.head import NOTED, Refusal, body_framing, check
+from gateway.http.head import MARKERS, NOTED, Refusal, body_framing, check
 from gateway.types import Headers
 
 
@@ -101,6 +101,7 @@ class RequestFramer:
         "_handshake",
         "_head_bytes",
         "_headers",
+        "_marked",
         "_noted",
         "_sections",
         "_skipped_body",
@@ -132,6 +133,7 @@ class RequestFramer:
         self._url = b""
         self._headers: Headers = []
         self._noted: Headers = []
+        self._marked = False  # a marker header (head.MARKERS) is among the headers
         self._expect = False
         self._upgrade = _PLAIN
         self._skipped_body: bytes | None = None  # the framing of a body llhttp skipped
@@ -234,6 +236,7 @@ class RequestFramer:
         self._expect = False
         self._headers = []
         self._noted = []
+        self._marked = False
         self._head_bytes = 0
         self._fields = 0
         self._buffering = True
@@ -266,9 +269,12 @@ class RequestFramer:
             return
         name = name.lower()
         if name in NOTED:
-            if name == b"expect" and value.lower() == b"100-continue":
-                self._expect = True
-            self._noted.append((name, value))
+            if name in MARKERS:
+                self._marked = True
+            else:
+                if name == b"expect" and value.lower() == b"100-continue":
+                    self._expect = True
+                self._noted.append((name, value))
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -283,7 +289,9 @@ class RequestFramer:
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         url = self._url
         path, _, query = (url.partition(b"#")[0] if b"#" in url else url).partition(b"?")
-        request = Request(method, url, path, query, self._headers, self.peer, self.scheme)
+        request = Request(
+            method, url, path, query, self._headers, self.peer, self.scheme, self._marked
+        )
         http10 = version == "1.0"
         if tokenizer.should_upgrade():
             if method == "CONNECT":

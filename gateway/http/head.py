@@ -18,6 +18,11 @@ few headers the server notes while parsing (:data:`NOTED`):
   answers; served, the coding would be dropped and the body forwarded undecoded.
 
 HTTP/1.0 without Host is served, as nginx serves it.
+
+The server also notes whether a request carries one of the gateway's own markers
+(:data:`MARKERS`, from :mod:`strangler_events.origin`), which the proxy removes from
+client requests: the check costs nothing more for a request without one, since it is
+made only for a name already found in :data:`NOTED`.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ import re
 from http import HTTPStatus
 
 from gateway.types import Headers
+from strangler_events.origin import MARKERS as _MARKER_NAMES
 
-#: the header names (lower-cased) the server keeps aside for :func:`check`
-NOTED = frozenset({b"host", b"transfer-encoding", b"content-length", b"expect"})
+#: the gateway's marker headers: a client's request carrying one is ``marked``
+MARKERS = frozenset(name.encode() for name in _MARKER_NAMES)
+#: the header names (lower-cased) the server keeps aside for :func:`check`, and the markers
+NOTED = frozenset({b"host", b"transfer-encoding", b"content-length", b"expect"}) | MARKERS
 
 #: statuses after which the connection is closed: the request, or what follows it on the
 #: connection, is suspect.  nginx turns keep-alive off for 400, 413, 414, 500 and 501

@@ -6,6 +6,7 @@ one they started with.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from gateway.config import Config
@@ -27,6 +28,8 @@ class Generation:
     host_for: dict[str, bytes | None] = field(init=False)
     #: each route's and backend's name as a header value names it
     name_bytes: dict[str, bytes] = field(init=False)
+    #: the reverse sync's secret (``proxy.origin_token_env``; None: none configured or set)
+    origin_token: bytes | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = Table(self.config)
@@ -36,3 +39,6 @@ class Generation:
         self.host_for = {n: host_for(b) for n, b in self.config.backends.items()}
         names = [*self.config.backends, *(r.name for r in self.config.routes)]
         self.name_bytes = {name: name.encode() for name in names}
+        variable = self.config.proxy.origin_token_env
+        token = os.environ.get(variable, "") if variable else ""
+        self.origin_token = token.encode() if token else None

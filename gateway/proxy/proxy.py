@@ -44,6 +44,7 @@ from gateway.proxy.body import BodyTooLarge, ClientTooSlow, read_body
 from gateway.proxy.call import Call, access_log, exchange_of, target_of, upstream_request
 from gateway.proxy.generation import Generation
 from gateway.proxy.headers import request_headers, response_headers
+from gateway.proxy.markers import unmarked_request
 from gateway.proxy.outlier import Outliers
 from gateway.proxy.ports import Capture, CaptureTicket, Hook, Mirror, MirrorLane, WebSocketRelay
 from gateway.proxy.retry import FALLBACK_STATUSES, Attempt, next_step
@@ -133,8 +134,23 @@ class Proxy:
 
     async def handle(self, request: Request, io: Responder) -> None:
         """Serve one HTTP request: refuse what must be refused, route, read the body,
-        then forward."""
-        gen = self.generation
+        then forward.
+
+        It is in flight (``strangler_in_flight_requests``) from before it reads the
+        generation: once a reload has swapped it, a moment with nothing in flight means
+        no request is left on the old routes -- also none still receiving its body, which
+        a count taken only around forwarding missed (a write could then reach the old
+        writer after a cut-over had waited for "nothing in flight")."""
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
+        try:
+            await self._serve(self.generation, request, io)
+        finally:
+            in_flight.dec()
+
+    async def _serve(self, gen: Generation, request: Request, io: Responder) -> None:
+        if request.marked:  # a client's copy of the gateway's own markers goes first
+            request = unmarked_request(request, gen.origin_token)
         try:
             admitted = admit(gen, request, self.draw(), self.outliers.ejected())
         except Refusal as refusal:
@@ -192,7 +208,6 @@ class Proxy:
             request_id = call.outgoing.request_id.decode("latin-1")
             ticket = self.capture.begin(route, call.method, call.path, request_id)
         metrics = self.metrics
-        metrics.in_flight.inc()
         response: UpstreamResponse | None = None
         try:
             response, error, served = await self._attempts(call)
@@ -209,7 +224,6 @@ class Proxy:
             if call.gen.config.proxy.access_log:
                 access_log(call, served, status, elapsed, self.clock() - call.start)
         finally:
-            metrics.in_flight.dec()
             if response is not None:
                 response.close()
             if ticket is not None:

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from gateway.http.downstream import Receive, Scope, Send
 from gateway.proxy.generation import Generation
 from gateway.proxy.headers import HOP_BY_HOP, request_headers
+from gateway.proxy.markers import unmarked
 from gateway.proxy.paths import PathError, normalise
 from gateway.proxy.routing import Facts, Refused
 from gateway.tasks import spawn
@@ -40,7 +41,8 @@ async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> 
         return
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     wanted = gen.table.wanted_header_bytes
-    picked = {n.decode("latin-1"): v.decode("latin-1") for n, v in scope["headers"] if n in wanted}
+    incoming = unmarked(scope["headers"], None)  # no marker of the gateway's passes here
+    picked = {n.decode("latin-1"): v.decode("latin-1") for n, v in incoming if n in wanted}
     try:
         path = normalise(raw_path)
         decision = gen.table.decide(Facts("GET", path, picked), random.random(), raw_path)
@@ -60,7 +62,7 @@ async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> 
     client = scope.get("client")
     client_ip = client[0] if client else "0.0.0.0"
     scheme = "https" if scope.get("scheme") == "wss" else "http"
-    outgoing = request_headers(scope["headers"], client_ip, scheme, client_ip in gen.trusted)
+    outgoing = request_headers(incoming, client_ip, scheme, client_ip in gen.trusted)
     headers = [
         (n.decode("latin-1"), v.decode("latin-1"))
         for n, v in outgoing.headers

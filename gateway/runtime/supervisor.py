@@ -14,7 +14,8 @@ blocked, so a reload signalled while one starts reaches it once it can handle it
 
 ``strangler run`` refuses to start (exit 2) when ``admin.token_env`` or
 ``admin.metrics_token_env`` names a variable that is empty or unset: an admin API that
-was meant to need a token is never served without one.
+was meant to need a token is never served without one; and when
+``proxy.origin_token_env`` does: the reverse sync's writes would be captured (an echo).
 """
 
 from __future__ import annotations
@@ -226,6 +227,16 @@ def admin_policy(config: Config, environ: Mapping[str, str]) -> AccessPolicy:
     )
 
 
+def check_origin_token(config: Config, environ: Mapping[str, str]) -> None:
+    """:class:`MissingToken` when ``proxy.origin_token_env`` names an empty or unset variable."""
+    variable = config.proxy.origin_token_env
+    if variable is not None and not environ.get(variable):
+        raise MissingToken(
+            f"proxy.origin_token_env names {variable}, but that variable is empty or unset; "
+            "set it or remove origin_token_env"
+        )
+
+
 def make_driver(supervisor: Supervisor) -> Driver | None:
     """The rollout driver, when any route has a ``rollout:`` block (started with the admin)."""
     store = make_rollout_store(supervisor.config)
@@ -328,6 +339,7 @@ def serve(config: Config, workers: int, config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         policy = admin_policy(config, os.environ)
+        check_origin_token(config, os.environ)
         supervisor = Supervisor(config_path, workers)
     except MissingToken as exc:
         print(exc, file=sys.stderr)

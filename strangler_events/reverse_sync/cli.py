@@ -7,10 +7,15 @@ show how far behind it is.
     strangler reverse-sync status --bootstrap ... --topic events.order --aggregate order \\
         --inbox postgresql://...
 
-``run`` runs until SIGTERM or SIGINT; ``--metrics-listen HOST:PORT`` serves the
-consumer's metrics (``strangler_consumer_lag`` among them) at ``/metrics``.  ``status``
-prints, per partition, the position applied, the log's end and the lag; it exits 1 when
-the sync is behind.
+``run`` runs until SIGTERM or SIGINT.  When ``--url`` points at the gateway, pass
+``--origin-token-env NAME``: the variable holding the secret the gateway's
+``proxy.origin_token_env`` names, without which the gateway removes the origin header
+and captures the sync's writes (an echo).  ``--metrics-listen HOST:PORT`` serves the
+consumer's metrics at ``/metrics``; the lag is ``strangler_consumer_lag{consumer=
+"reverse-sync-AGGREGATE", topic, partition}``, records behind each partition's end.
+``status`` prints the total lag, then per partition the position applied, the log's end
+and the lag (``--format json``: ``{"aggregate", "group", "lag", "partitions": [...]}``);
+it exits 1 when the sync is behind.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -27,6 +33,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from strangler_events.database import DatabaseError, open_database
+from strangler_events.reverse_sync.http import HttpWriter
 from strangler_events.reverse_sync.plan import SyncError, SyncTarget
 from strangler_events.reverse_sync.runner import DEFAULT_DELAYS, ReverseSync, group_of, lag
 
@@ -73,10 +80,29 @@ async def _serve_metrics(listen: str, sync: ReverseSync) -> asyncio.Server:
     return await asyncio.start_server(answer, host or "127.0.0.1", int(port))
 
 
-async def _run(args: argparse.Namespace, target: SyncTarget) -> int:
+def _origin_token(args: argparse.Namespace) -> str | None:
+    """The secret ``--origin-token-env`` names (None without the option)."""
+    if not args.origin_token_env:
+        return None
+    token = os.environ.get(args.origin_token_env, "")
+    if not token:
+        raise SyncError(
+            f"--origin-token-env names {args.origin_token_env}, but that variable is empty "
+            "or unset; set it or write to the legacy system directly"
+        )
+    return token
+
+
+async def _run(args: argparse.Namespace, target: SyncTarget, token: str | None) -> int:
     database = open_database(args.inbox)
     sync = ReverseSync(
-        args.bootstrap, [args.topic], target, database, group=args.group, delays=args.delays
+        args.bootstrap,
+        [args.topic],
+        target,
+        database,
+        group=args.group,
+        delays=args.delays,
+        writer=HttpWriter(origin_token=token),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,11 +130,12 @@ async def _run(args: argparse.Namespace, target: SyncTarget) -> int:
 def run_cmd(args: argparse.Namespace, config: Any) -> int:
     try:
         target = target_of(args)
+        token = _origin_token(args)
     except SyncError as exc:
         print(f"strangler reverse-sync run: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        return asyncio.run(_run(args, target))
+        return asyncio.run(_run(args, target, token))
     except (KafkaError, DatabaseError, OSError) as exc:
         print(f"strangler reverse-sync run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -132,7 +159,13 @@ def status_cmd(args: argparse.Namespace, config: Any) -> int:
     behind = sum(r.lag for r in rows)
     if args.format == "json":
         fields = ("topic", "partition", "position", "end", "lag")
-        print(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2))
+        shown = {
+            "aggregate": args.aggregate,
+            "group": args.group or f"reverse-sync-{args.aggregate}",
+            "lag": behind,
+            "partitions": [{f: getattr(r, f) for f in fields} for r in rows],
+        }
+        print(json.dumps(shown, indent=2))
     else:
         print(f"reverse sync of {args.aggregate}: {behind} event(s) behind")
         for r in rows:
@@ -162,6 +195,11 @@ def add_commands(
             p.add_argument("--delete", help="event types that DELETE (comma list)")
             p.add_argument("--delays", type=_delays, default=DEFAULT_DELAYS, help="retry delays")
             p.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve /metrics here")
+            p.add_argument(
+                "--origin-token-env",
+                metavar="NAME",
+                help="variable with the gateway's origin token (when --url is the gateway)",
+            )
         else:
             p.add_argument("--format", choices=("text", "json"), default="text")
         p.set_defaults(handler=handler, needs_config=False, no_config=True)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import io
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ class Load:
     writes: int = 0  # acknowledged (2xx)
     retried: int = 0  # 503s retried
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: per order, each acknowledged write: (monotonic time, method, quantity, backend, 503s)
+    history: dict[int, list[tuple[float, str, int, str, int]]] = field(default_factory=dict)
+    phases: list[tuple[float, str]] = field(default_factory=list)  # (time, what happened)
 
     async def client(self, n: int) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30) as c:
@@ -70,16 +74,25 @@ class Load:
     async def write(
         self, client: httpx.AsyncClient, method: str, path: str, body: Any
     ) -> dict[str, Any]:
+        refused = 0
         while True:
             reply = await client.request(method, path, json=body)
             if reply.status_code == 503:
                 self.retried += 1
+                refused += 1
                 await asyncio.sleep(0.05)  # the client's back-off, as Retry-After asks
                 continue
             assert reply.status_code in (200, 201), f"{method} {path}: {reply.text}"
             self.writes += 1
             result: dict[str, Any] = reply.json()
+            backend = reply.headers.get("x-strangler-backend", "?")
+            self.history.setdefault(result["id"], []).append(
+                (time.monotonic(), method, result["quantity"], backend, refused)
+            )
             return result
+
+    def note(self, what: str) -> None:
+        self.phases.append((time.monotonic(), what))
 
     async def orders(self, at_least: int, clients: list[asyncio.Task[None]]) -> None:
         def enough() -> bool:
@@ -117,7 +130,7 @@ async def agree(w: Writes, db: Database, groups: tuple[str, ...]) -> None:
         await outbox.close()
 
 
-async def switch(w: Writes, db: Database, writer: str, groups: tuple[str, ...]) -> None:
+async def switch(w: Writes, db: Database, writer: str, groups: tuple[str, ...], load: Load) -> None:
     """Move the order writes to ``writer``: the service's writes close (503, nothing
     changes); a cut-over reloads the routes at once (the service stays closed) and opens
     the service once the two agree; a rollback waits for them to agree first (the
@@ -127,17 +140,23 @@ async def switch(w: Writes, db: Database, writer: str, groups: tuple[str, ...]) 
     async def settled() -> None:
         # requests in flight on the old routes finish first: a moment with none in flight
         await eventually(lambda: in_flight.get() == 0, timeout=30, message="none in flight")
+        load.note(f"{writer}: none in flight")
         await agree(w, db, groups)
+        load.note(f"{writer}: agreed")
 
     async with httpx.AsyncClient(base_url=w.service) as client:
         await client.post("/admin/writes", json={"open": False})
+        load.note(f"{writer}: service writes closed")
         if writer == "order-service":
             w.reload(writer, shadow_writes=False)
+            load.note(f"{writer}: reloaded")
             await settled()
             await client.post("/admin/writes", json={"open": True})
+            load.note(f"{writer}: service writes opened")
         else:
             await settled()
             w.reload(writer, shadow_writes=False)
+            load.note(f"{writer}: reloaded")
 
 
 async def run_reconcile(w: Writes) -> tuple[int, dict[str, Any]]:
@@ -151,6 +170,32 @@ async def run_reconcile(w: Writes) -> tuple[int, dict[str, Any]]:
 
     code = await asyncio.to_thread(run)
     return code, json.loads(out.getvalue())
+
+
+def explain(
+    load: Load,
+    monolith: dict[int, dict[str, Any]],
+    events: list[Any],
+    suspects: set[int],
+    start: float,
+) -> None:
+    """What a failure needs to be understood: the switch's steps, and for each order that
+    differs, its acknowledged writes and its events in the service's store."""
+    if not suspects:
+        return
+    for at, what in load.phases:
+        print(f"  {at - start:8.3f}s  {what}")
+    for i in sorted(suspects):
+        print(f"order {i}: acked {load.acked.get(i)}, monolith {monolith.get(i)}")
+        for at, method, quantity, backend, refused in load.history.get(i, []):
+            print(f"  {at - start:8.3f}s  {method} q={quantity} by {backend} after {refused} 503s")
+        for e in events:
+            if e.stream == f"order-{i}":
+                response = e.data.get("response") or {}
+                print(
+                    f"  v{e.version} {e.type} q={response.get('quantity')} "
+                    f"updated_at={response.get('updated_at')} {e.metadata}"
+                )
 
 
 async def aggregates(dsn: str, ids: list[int]) -> dict[int, dict[str, Any] | None]:
@@ -175,9 +220,10 @@ async def test_round_trip_under_write_load_loses_nothing_and_applies_nothing_twi
         load = Load(w.gateway_port)
         clients = [spawn(load.client(n), name=f"load-{n}") for n in range(6)]
         phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("cut-over", lambda: switch(w, db, "order-service", ("order-service-import",))),
-            ("rollback", lambda: switch(w, db, "legacy", ("reverse-sync-order",))),
+            ("cut-over", lambda: switch(w, db, "order-service", ("order-service-import",), load)),
+            ("rollback", lambda: switch(w, db, "legacy", ("reverse-sync-order",), load)),
         ]
+        start = time.monotonic()
         try:
             await load.orders(30, clients)  # on the monolith
             for _, phase in phases:
@@ -206,13 +252,9 @@ async def test_round_trip_under_write_load_loses_nothing_and_applies_nothing_twi
         f" {len(events) - len(service_events)}), applied in the monolith {applied},"
         f" lost {len(lost)}, duplicated {len(events) - load.writes}"
     )
+    suspects = set(lost) | {i for i, o in states.items() if o != monolith.get(i)}
+    explain(load, monolith, events, suspects, start)
     assert code == 0 and report["before"] == {"missing": 0, "stale": 0, "different": 0, "extra": 0}
-    for i in lost:  # what the failure needs to be understood
-        print(f"lost order {i}: acked {load.acked[i]}, monolith {monolith.get(i)}")
-        for e in events:
-            if e.stream == f"order-{i}":
-                quantity = (e.data.get("response") or {}).get("quantity")
-                print(f"  v{e.version} {e.type} q={quantity} {e.metadata.get('source')}")
     assert lost == []  # every acknowledged write is in the monolith's final state
     assert len(events) == load.writes  # one event per acknowledged write: none lost, none twice
     assert applied == len(service_events) > 0  # each service write applied once in the monolith

@@ -1,8 +1,10 @@
 """The demo as a real process: broker, monolith, order service, relay and gateway come up,
-writes are captured and reach the read model, shadowed reads match; Ctrl-C stops every
-process it started, and so does killing the demo outright (its children die with it).
-Run again in the same directory, it starts from empty data (its broker kept nothing)
-and says so.  A broker it did not start is used, and the demo says so."""
+writes are captured and reach the read model, shadowed reads match, the order writes
+move to the service and back (dry-run parity, the monolith kept in sync, reconcile 0);
+Ctrl-C stops every process it started, and so does killing the demo outright (its
+children die with it).  Run again in the same directory, it starts from empty data (its
+broker kept nothing) and says so.  A broker it did not start is used, and the demo says
+so."""
 
 from __future__ import annotations
 
@@ -143,6 +145,15 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
         # the events reached the new service's read model, and its answers match legacy's
         assert "the order service's read model has caught up: 3 orders" in output, output
         assert "matched" in output and "differing 0" in output, output
+        # the writes moved: dry-run parity, cut-over, the monolith kept in sync, rollback
+        parity = [line for line in output.splitlines() if "writes (dry run):" in line]
+        assert len(parity) == 4 and all(line.endswith(": same") for line in parity), output
+        assert "the monolith lists the 8 orders left, ids and timestamps alike: True" in output
+        assert "reverse sync of order: 0 event(s) behind" in output, output
+        assert "events captured from the monolith meanwhile: 0 (no echo)" in output, output
+        assert "5 orders the monolith created, ids after the service's block" in output, output
+        assert "found:    missing 0  stale 0  different 0  extra 0" in output, output
+        assert "moving writes: stopped" not in output, output
         assert "was not started by this demo" not in output, output
         assert run.proc.returncode == 0
         leftovers = subprocess.run(["pgrep", "-f", str(config)], capture_output=True, text=True)

@@ -8,10 +8,13 @@ service commits none of them."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import main
@@ -19,10 +22,12 @@ from gateway.tasks import spawn
 from shadow.report import build
 from shadow.store import Result, open_store
 from strangler_events.database import open_database
+from strangler_events.reverse_sync.http import HttpWriter
 from strangler_events.reverse_sync.runner import ReverseSync
 from tests.eventually import eventually
 from tests.examples.write_support import Writes, imported, moving_writes, send, stored_events
 from tests.gateway.support import config_text, gateway
+from tests.harness import Broker
 from tests.strangler_events.reverse_sync.support import target
 
 
@@ -101,25 +106,30 @@ async def test_a_marked_write_is_never_committed_even_as_the_primary(
     tmp_path: Path, pg_database: str, kafka_bootstrap: str
 ) -> None:
     """A routing mistake sends dry-run writes to the service as the primary: it answers
-    them, but stores nothing and takes no id; an unmarked write is stored."""
+    them, but stores nothing and takes no id.  A client cannot send the marker through
+    the gateway: the gateway removes it, so a client's marked write is committed."""
     with moving_writes(tmp_path, pg_database, kafka_bootstrap) as w:
         text = config_text(
             {"legacy": w.legacy, "order-service": w.service},
             "  - name: orders\n    match: {prefix: /api/orders}\n    split: {order-service: 100}\n",
         )
-        with gateway(text) as (server, _):
-            port = server.port
-            dry = {"x-strangler-dry-run": "1"}
-            made = await send(port, "POST", "/api/orders", {"customer": "a", "item": "b"}, **dry)
+        dry = {"x-strangler-dry-run": "1"}
+        async with httpx.AsyncClient(base_url=w.service, timeout=10) as direct:
+            made = await direct.post(
+                "/api/orders", json={"customer": "a", "item": "b"}, headers=dry
+            )
             assert made.status_code == 201
-            assert (
-                await send(port, "PATCH", "/api/orders/1", {"status": "x"}, **dry)
-            ).status_code == 404
+            patched = await direct.patch("/api/orders/1", json={"status": "x"}, headers=dry)
+            assert patched.status_code == 404
             assert await stored_events(w.dsn) == [] and await claimed_blocks(w.dsn) == 0
-            real = await send(port, "POST", "/api/orders", {"customer": "a", "item": "b"})
+            with gateway(text) as (server, _):
+                forged = {**dry, "x-strangler-shadow": "1"}
+                real = await send(
+                    server.port, "POST", "/api/orders", {"customer": "a", "item": "b"}, **forged
+                )
             assert real.status_code == 201
-            patched = await send(
-                port, "PATCH", f"/api/orders/{real.json()['id']}", {"status": "x"}, **dry
+            patched = await direct.patch(
+                f"/api/orders/{real.json()['id']}", json={"status": "x"}, headers=dry
             )
             assert patched.status_code == 200 and patched.json()["status"] == "x"
         events = await stored_events(w.dsn)
@@ -139,6 +149,36 @@ async def sync_applied(legacy_db: str) -> int:
     finally:
         await db.close()
     return int(count)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[Broker]:
+    """A broker of this test's own, for the tests that need the service's consumers to
+    join their groups (``order-service``, ``order-service-import``) and consume.  On the
+    session's broker those groups carry what earlier tests' services left, and in
+    combined runs the trigger test's consumers sometimes got no partition for the whole
+    test: the sentinel was published (outbox all published) and never imported (no lag
+    sample), and both consumers were still sending JoinGroup when the session ended."""
+    broker = Broker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def outbox_rows(dsn: str) -> dict[str, int]:
+    """The outbox's rows by aggregate type and state (what a stuck wait needs to say)."""
+    db = open_database(dsn)
+    try:
+        async with db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT aggregatetype, published_at IS NULL, count(*) FROM strangler_outbox"
+                " GROUP BY 1, 2"
+            )
+    finally:
+        await db.close()
+    return {f"{kind}/{'pending' if pending else 'published'}": int(n) for kind, pending, n in rows}
 
 
 async def import_lag(service: str) -> list[float]:
@@ -172,12 +212,18 @@ async def writes_after_cut_over(port: int) -> tuple[int, list[int]]:
     return 25, ids[:-2]
 
 
-async def no_echo(w: Writes, legacy_db: str, sync_url: str, sentinel: Any) -> None:
+async def no_echo(
+    w: Writes, legacy_db: str, sync_url: str, sentinel: Any, token: str | None = None
+) -> None:
     """N writes after cut-over give exactly N events in the service's store and N applied
     changes in the monolith; then one legacy write (``sentinel``) is captured and imported
-    once, which shows that the capture path works and that everything before it was seen."""
+    once, which shows that the capture path works and that everything before it was seen.
+    Through the gateway the reverse sync sends ``token``, its proof of origin."""
     database = open_database(w.dsn)
-    sync = ReverseSync(w.bootstrap, [w.topic], target(sync_url), database, delays=(0.2, 1, 2, 5))
+    writer = HttpWriter(origin_token=token)
+    sync = ReverseSync(
+        w.bootstrap, [w.topic], target(sync_url), database, delays=(0.2, 1, 2, 5), writer=writer
+    )
     await sync.start()
     running = spawn(sync.run(), name="reverse-sync")
     try:
@@ -196,7 +242,11 @@ async def no_echo(w: Writes, legacy_db: str, sync_url: str, sentinel: Any) -> No
             legacy = [e for e in events if e.metadata.get("source") != "order-service"]
             lags = await import_lag(w.service)
             if not legacy or any(lags):
-                raise AssertionError(f"{len(legacy)} legacy events imported, lag {lags}")
+                raise AssertionError(
+                    f"{len(legacy)} legacy events imported, lag {lags}; "
+                    f"outbox {await outbox_rows(w.dsn)}; "
+                    f"threads {sorted(t.name for t in threading.enumerate())}"
+                )
             return True
 
         await eventually(settled, timeout=60, interval=0.3, message="the sentinel imported")
@@ -215,12 +265,13 @@ async def no_echo(w: Writes, legacy_db: str, sync_url: str, sentinel: Any) -> No
 
 
 async def test_no_echo_through_the_gateways_capture(
-    tmp_path: Path, pg_database: str, kafka_bootstrap: str
+    tmp_path: Path, pg_database: str, own_broker: Broker
 ) -> None:
     """The reverse sync writes through the gateway (the monolith is reachable only there),
-    on a route with the capture rules: its writes are not captured."""
+    on a route with the capture rules, with the gateway's origin token: its writes are not
+    captured."""
     with moving_writes(
-        tmp_path, pg_database, kafka_bootstrap, writer="order-service", publish=True
+        tmp_path, pg_database, own_broker.bootstrap, writer="order-service", publish=True
     ) as w:
         gateway_url = f"http://127.0.0.1:{w.gateway_port}"
 
@@ -229,18 +280,18 @@ async def test_no_echo_through_the_gateways_capture(
             made = await send(w.gateway_port, "POST", "/api/orders", SENTINEL, **job)
             assert made.status_code == 201
 
-        await no_echo(w, str(tmp_path / "legacy.db"), gateway_url, sentinel)
+        await no_echo(w, str(tmp_path / "legacy.db"), gateway_url, sentinel, w.origin_token)
 
 
 async def test_no_echo_through_the_database_triggers(
-    tmp_path: Path, pg_database: str, kafka_bootstrap: str
+    tmp_path: Path, pg_database: str, own_broker: Broker
 ) -> None:
     """The monolith's writes are captured by triggers on its PostgreSQL table (the outbox
     in the same database); the reverse sync's writes set strangler.origin: no row."""
     with moving_writes(
         tmp_path,
         pg_database,
-        kafka_bootstrap,
+        own_broker.bootstrap,
         writer="order-service",
         publish=True,
         legacy_db=pg_database,

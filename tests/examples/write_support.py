@@ -5,6 +5,8 @@ service."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 
@@ -28,6 +31,8 @@ from tests.eventually import eventually
 from tests.gateway.support import gateway
 from tests.harness import UvicornThread
 
+#: the variable the routes name for the reverse sync's origin token (proxy.origin_token_env)
+ORIGIN_TOKEN_ENV = "STRANGLER_TEST_ORIGIN_TOKEN"
 SHADOW_IGNORE = '["/id", "/created_at", "/updated_at", "header:date"]'
 CAPTURE = """\
     capture:
@@ -55,7 +60,8 @@ def write_routes(
     """Order writes go to ``writer`` (``legacy``: captured, and shadowed to the service as
     dry runs; ``order-service``: the cut-over).  Writes marked as the reverse sync's
     (``x-strangler-origin``) or as a legacy job's (``x-legacy-job``) always go to the
-    monolith, under the same capture rules."""
+    monolith, under the same capture rules; the origin header passes the gateway only with
+    the token in ``ORIGIN_TOKEN_ENV``."""
     shadow = (
         "    shadow: {backend: order-service, percent: 100, methods: [POST, PUT, PATCH, DELETE],\n"
         f"             allow_writes: true, ignore: {SHADOW_IGNORE}}}\n"
@@ -70,6 +76,7 @@ def write_routes(
     )
     return f"""\
 version: 1
+proxy: {{origin_token_env: {ORIGIN_TOKEN_ENV}}}
 backends:
   legacy: {{url: "{legacy}", legacy: true}}
   order-service: {{url: "{service}"}}
@@ -96,6 +103,7 @@ class Writes:
     topics: str  # the topic template
     tmp: Path
     proxy: Proxy
+    origin_token: str  # what the reverse sync sends to write through the gateway
 
     @property
     def topic(self) -> str:
@@ -146,7 +154,11 @@ def moving_writes(
     """Monolith (on ``legacy_db``, default a SQLite file), order service (all on ``dsn``,
     its events published through the outbox there with ``publish``), relay and gateway."""
     topics = f"w{uuid.uuid4().hex[:8]}.{{aggregate}}"
-    with UvicornThread(legacy_app(legacy_db or str(tmp / "legacy.db")), lifespan="on") as legacy:
+    token = secrets.token_urlsafe(16)
+    with (
+        mock.patch.dict(os.environ, {ORIGIN_TOKEN_ENV: token}),
+        UvicornThread(legacy_app(legacy_db or str(tmp / "legacy.db")), lifespan="on") as legacy,
+    ):
         app = create_app(
             dsn, bootstrap, topics.format(aggregate="order"), legacy=legacy.url, publish=publish
         )
@@ -164,7 +176,7 @@ def moving_writes(
             config.write_text(text)
             with gateway(text) as (server, proxy), relay(config):
                 yield Writes(
-                    server.port, legacy.url, service.url, dsn, bootstrap, topics, tmp, proxy
+                    server.port, legacy.url, service.url, dsn, bootstrap, topics, tmp, proxy, token
                 )
 
 

@@ -154,6 +154,11 @@ class OutboxStore(Protocol):
         """Unpublished rows with ``seq > after``, oldest first, leaving out aggregates blocked
         by a failed row."""
 
+    async def late(self, upto: int, unmarked: int) -> bool:
+        """Whether a row with ``seq <= upto`` that :meth:`pending` would return is there
+        besides the ``unmarked`` ones the relay holds: a row whose transaction took its
+        seq before rows read past it and committed after them."""
+
     async def mark_published(self, seqs: Sequence[int]) -> None: ...
 
     async def mark_failed(self, seq: int, error: str) -> None:

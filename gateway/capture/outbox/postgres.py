@@ -108,6 +108,16 @@ WHERE o.published_at IS NULL AND NOT o.skipped AND NOT o.failed AND o.seq > $2
 ORDER BY o.seq
 LIMIT $1
 """
+# Rows PENDING would return up to a seq: more than the relay holds unmarked means one
+# committed late (its transaction took its seq, then rows after it committed first).
+LATE = """
+SELECT count(*) FROM strangler_outbox o
+WHERE o.published_at IS NULL AND NOT o.skipped AND NOT o.failed AND o.seq <= $1
+  AND NOT EXISTS (
+    SELECT 1 FROM strangler_outbox f
+    WHERE f.failed AND NOT f.skipped AND f.published_at IS NULL
+      AND f.aggregatetype = o.aggregatetype AND f.aggregateid = o.aggregateid)
+"""
 # PENDING must walk the pending index in seq order and stop after LIMIT rows.  Without
 # fresh statistics (a new table, or a backlog that grew after the last ANALYZE) the
 # planner expects a handful of rows and instead collects every pending row, JSON text
@@ -220,6 +230,12 @@ class PostgresOutbox:
             event.encoded = envelope_from_text(event, r[9], r[10])
             rows.append(Row(r[0], event, r[6]))
         return rows
+
+    async def late(self, upto: int, unmarked: int) -> bool:
+        pool = await self._get_pool()
+        async with translated(), pool.acquire() as conn:
+            found = await conn.fetchval(LATE, upto)
+        return int(found) > unmarked
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         if seqs:

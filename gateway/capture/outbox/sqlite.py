@@ -230,6 +230,10 @@ class SqliteOutbox:
             for r in rows
         ]
 
+    async def late(self, upto: int, unmarked: int) -> bool:
+        """Never: one writer at a time, so rows commit in the order of their seqs."""
+        return False
+
     async def mark_published(self, seqs: Sequence[int]) -> None:
         if not seqs:
             return

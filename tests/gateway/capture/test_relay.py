@@ -50,6 +50,14 @@ class FakeSink:
         pass
 
 
+class IdSink(FakeSink):
+    """Records each event's number from its id (PostgreSQL rows come encoded, no payload)."""
+
+    async def send(self, events: Sequence[Event]) -> list[PublishError | None]:
+        self.sent += [uuid.UUID(e.id).int for e in events]
+        return [None] * len(events)
+
+
 async def sqlite_store(tmp: Path) -> OutboxStore:
     store = open_store(f"sqlite:///{tmp}/outbox.db")
     await store.init()
@@ -479,3 +487,46 @@ async def test_two_relays_one_active_and_failover(
         per_aggregate.setdefault(r["aggregateid"], []).append(r["payload"]["n"])
     assert sum(len(v) for v in per_aggregate.values()) == 1000
     assert all(ns == sorted(ns) for ns in per_aggregate.values())
+
+
+async def test_a_row_committed_after_the_relay_read_past_it_goes_before_its_aggregates_next(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL hands out seqs at insert: a writer can take seq 2 and commit after seq 3
+    was read.  When the next write of its aggregate (seq 4) is in the rows read ahead,
+    it must not overtake 2 (seen: a service's order update lost in the reverse sync)."""
+    import asyncpg
+
+    store = open_store(pg_database)
+    await store.init()
+    await store.append([event(1, "b")])
+    slow = await asyncpg.connect(pg_database)
+    writing = slow.transaction()
+    await writing.start()  # takes the next seq for aggregate "a", commits later
+    await slow.execute(
+        "INSERT INTO strangler_outbox (id, aggregatetype, aggregateid, type, payload,"
+        " occurred_at, headers) VALUES ($1, 'order', 'a', 'OrderUpdated', $2::jsonb, now(),"
+        " '{}'::jsonb)",
+        event(2, "a").id,
+        json.dumps({"n": 2}),
+    )
+    await store.append([event(3, "b")])
+    reads: list[int] = []
+    read = store.pending
+
+    async def pending(limit: int, after: int = 0) -> Any:
+        reads.append(after)
+        if len(reads) == 2:  # the read ahead, after 1 and 3 were read: 2 commits, 4 comes
+            await writing.commit()
+            await store.append([event(4, "a")])
+        return await read(limit, after)
+
+    monkeypatch.setattr(store, "pending", pending)
+    sink = IdSink()
+    try:
+        await Relay(store, sink).pump()
+        assert [n for n in sink.sent if n in (2, 4)] == [2, 4]  # "a" in order
+        assert sorted(sink.sent) == [1, 2, 3, 4] and await read(100) == []
+    finally:
+        await slow.close()
+        await store.close()

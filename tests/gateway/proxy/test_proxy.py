@@ -14,6 +14,7 @@ import pytest
 
 from gateway.config import parse
 from gateway.proxy.generation import Generation
+from tests.eventually import eventually
 from tests.gateway.support import backends, byte_stream, config_text, fire, gateway, raw_request
 
 
@@ -333,3 +334,24 @@ async def test_a_body_trickling_past_the_route_timeout_is_refused() -> None:
             writer.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert took < 2.5
+
+
+async def test_a_request_still_receiving_its_body_is_in_flight_on_the_routes_it_began_on() -> None:
+    """A reload that waits for nothing in flight must not miss a request whose head came
+    before the swap and whose body comes after: it counts from its head, and it is served
+    by the routes it began on."""
+    with backends("legacy", "new") as b:
+        urls = {n: s.url for n, s in b.items()}
+        with gateway(config_text(urls, "  - {name: all, split: {legacy: 1}}")) as (gw, proxy):
+            in_flight = proxy.metrics.in_flight
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n")
+            await writer.drain()
+            await eventually(lambda: in_flight.get() == 1, timeout=5, message="in flight")
+            proxy.swap(Generation(parse(config_text(urls, "  - {name: all, split: {new: 1}}"))))
+            assert in_flight.get() == 1  # a reload waiting for none in flight waits for it
+            writer.write(b"{}")
+            answer = await asyncio.wait_for(reader.read(65536), 5)
+            writer.close()
+            await eventually(lambda: in_flight.get() == 0, timeout=5, message="none in flight")
+    assert answer.startswith(b"HTTP/1.1 200") and b"x-strangler-backend: legacy" in answer

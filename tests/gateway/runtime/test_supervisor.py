@@ -21,7 +21,12 @@ import pytest
 import yaml
 
 from gateway.config import parse
-from gateway.runtime.supervisor import MissingToken, Supervisor, admin_policy
+from gateway.runtime.supervisor import (
+    MissingToken,
+    Supervisor,
+    admin_policy,
+    check_origin_token,
+)
 from tests.eventually import GiveUp, eventually, wait_until
 from tests.gateway.support import (
     RunningGateway,
@@ -238,6 +243,28 @@ def test_admin_policy_reads_both_tokens() -> None:
     assert policy.listen == ("127.0.0.1", 9901) and policy.allowed_hosts == ("gw.internal",)
     with pytest.raises(MissingToken, match="admin.metrics_token_env names SCRAPE"):
         admin_policy(config, {"TOK": "a", "SCRAPE": ""})
+
+
+def test_an_origin_token_variable_must_be_set_when_named(tmp_path: Path) -> None:
+    plain = routes_yaml("http://127.0.0.1:9", "http://127.0.0.1:10", 0)
+    check_origin_token(parse(plain), {})  # none named: nothing to check
+    config = parse(plain.replace("version: 1\n", "version: 1\nproxy: {origin_token_env: OT}\n"))
+    check_origin_token(config, {"OT": "x"})
+    for environ in ({}, {"OT": ""}):
+        with pytest.raises(MissingToken, match="proxy.origin_token_env names OT"):
+            check_origin_token(config, environ)
+    path = tmp_path / "routes.yaml"
+    text = plain.replace("version: 1\n", "version: 1\nproxy: {origin_token_env: OT_UNSET_X}\n")
+    path.write_text(f"listen: 127.0.0.1:{free_port()}\n" + text)
+    environ = {k: v for k, v in os.environ.items() if k != "OT_UNSET_X"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "-c", str(path)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2 and "proxy.origin_token_env names OT_UNSET_X" in result.stderr
 
 
 async def test_without_token_rebound_hosts_and_cross_site_posts_are_refused(

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from strangler_events.origin import EVENT_ID_HEADER, ORIGIN_HEADER, REVERSE_SYNC
+from strangler_events.origin import (
+    EVENT_ID_HEADER,
+    ORIGIN_HEADER,
+    ORIGIN_TOKEN_HEADER,
+    REVERSE_SYNC,
+)
 from strangler_events.reverse_sync.http import HttpWriter, WriteFailed
 from strangler_events.reverse_sync.plan import Write
 from tests.harness import UvicornThread, free_port
@@ -57,6 +62,19 @@ async def test_writes_carry_their_origin_and_event_id() -> None:
     ]
     assert [h[ORIGIN_HEADER] for _, _, h, _ in seen] == [REVERSE_SYNC] * 4
     assert [h[EVENT_ID_HEADER] for _, _, h, _ in seen] == ["e1", "e2", "e3", "e4"]
+    assert not any(ORIGIN_TOKEN_HEADER in h for _, _, h, _ in seen)  # none without a token
+
+
+async def test_the_gateways_origin_token_is_sent_when_given() -> None:
+    seen: Seen = []
+    with UvicornThread(legacy(seen)) as server:
+        writer = HttpWriter(origin_token="s3cret")
+        try:
+            await writer.write(Write("PUT", f"{server.url}/t/200", {"id": 1}, "e1"))
+        finally:
+            await writer.close()
+    [(_, _, headers, _)] = seen
+    assert headers[ORIGIN_TOKEN_HEADER] == "s3cret" and headers[ORIGIN_HEADER] == REVERSE_SYNC
 
 
 async def test_an_unreachable_legacy_system_fails_the_write() -> None:
