@@ -40,6 +40,7 @@ from strangler_events.reverse_sync.runner import ReverseSync, lag
 from tests.eventually import GiveUp, eventually
 from tests.examples.test_moving_writes import sync_applied
 from tests.examples.write_support import Writes, moving_writes, stored_events
+from tests.harness import Broker
 from tests.strangler_events.reverse_sync.support import target
 
 UPDATES = 4  # per order, after its create
@@ -208,8 +209,9 @@ async def aggregates(dsn: str, ids: list[int]) -> dict[int, dict[str, Any] | Non
 
 
 async def test_round_trip_under_write_load_loses_nothing_and_applies_nothing_twice(
-    tmp_path: Path, pg_database: str, kafka_bootstrap: str
+    tmp_path: Path, pg_database: str, own_broker: Broker
 ) -> None:
+    kafka_bootstrap = own_broker.bootstrap
     with moving_writes(
         tmp_path, pg_database, kafka_bootstrap, publish=True, shadow_writes=False
     ) as w:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import main
@@ -25,7 +23,13 @@ from strangler_events.database import open_database
 from strangler_events.reverse_sync.http import HttpWriter
 from strangler_events.reverse_sync.runner import ReverseSync
 from tests.eventually import eventually
-from tests.examples.write_support import Writes, imported, moving_writes, send, stored_events
+from tests.examples.write_support import (
+    Writes,
+    imported,
+    moving_writes,
+    send,
+    stored_events,
+)
 from tests.gateway.support import config_text, gateway
 from tests.harness import Broker
 from tests.strangler_events.reverse_sync.support import target
@@ -149,22 +153,6 @@ async def sync_applied(legacy_db: str) -> int:
     finally:
         await db.close()
     return int(count)
-
-
-@pytest.fixture
-def own_broker() -> Iterator[Broker]:
-    """A broker of this test's own, for the tests that need the service's consumers to
-    join their groups (``order-service``, ``order-service-import``) and consume.  On the
-    session's broker those groups carry what earlier tests' services left, and in
-    combined runs the trigger test's consumers sometimes got no partition for the whole
-    test: the sentinel was published (outbox all published) and never imported (no lag
-    sample), and both consumers were still sending JoinGroup when the session ended."""
-    broker = Broker()
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def outbox_rows(dsn: str) -> dict[str, int]:
