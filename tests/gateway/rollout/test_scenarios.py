@@ -48,21 +48,24 @@ SLOW = """\
 """
 
 
-def test_a_version_twice_as_slow_at_p99_is_rolled_back_by_the_latency_gate(
+def test_a_version_ten_times_as_slow_at_p99_is_rolled_back_by_the_latency_gate(
     tmp_path: Path,
 ) -> None:
-    with two_versions(order_app(delay_ms=25), order_app(delay_ms=50)) as urls:
+    # 20 ms against 200 ms: p99s in different latency buckets (0.01-0.05 s, 0.1-0.5 s)
+    # however loaded the machine is; 25 against 50 ms met in one bucket on a busy one
+    with two_versions(order_app(delay_ms=20), order_app(delay_ms=200)) as urls:
         with strangler_run(tmp_path, config_text(urls, SLOW, stores(tmp_path))) as gw:
             started = httpx.post(f"{gw.admin_url}/admin/rollout/api/start").json()
             assert (started["phase"], started["weight"]) == ("progressing", 10)
             with traffic(gw.url):
                 rolled = rolled_back(gw.admin_url)
     assert rolled["weight"] == 0
-    assert [v["outcome"] for v in rolled["history"]] == ["fail", "fail"]
+    judged = [v["outcome"] for v in rolled["history"] if v["outcome"] != "wait"]
+    assert judged == ["fail", "fail"]  # a window short of evidence is no verdict
     assert {v["weight"] for v in rolled["history"]} == {10}
     # within failures_before_rollback intervals (each judged on the driver's next tick)
     took = rolled["history"][-1]["at"] - started["window_start"]
-    assert took <= 2 * (2 + WATCH_INTERVAL) + 1, took
+    assert took <= len(rolled["history"]) * (2 + WATCH_INTERVAL) + 1, took
     last = rolled["history"][-1]
     assert (last["gate"], last["threshold"]) == ("latency_p99", 1.5)
     assert last["measured"] > 1.5
@@ -72,7 +75,7 @@ def test_a_version_twice_as_slow_at_p99_is_rolled_back_by_the_latency_gate(
     )
     assert found, rolled["reason"]
     new_p99, ratio, old_p99 = (float(g) for g in found.groups())
-    assert 50 < new_p99 <= 100 and old_p99 <= 50 and ratio > 1.5
+    assert 100 < new_p99 <= 500 and ratio > 1.5 and old_p99 < new_p99 / 1.5
     evidence = last["evidence"]
     assert evidence["requests"]["v2"] >= 5 and not evidence["errors"]
 
@@ -105,7 +108,8 @@ def test_a_version_answering_2_percent_differently_is_rolled_back_by_the_shadow_
                 rolled = rolled_back(gw.admin_url)
             assert served.keys() <= {"legacy", "v2"}
     assert rolled["weight"] == 0
-    assert [v["outcome"] for v in rolled["history"]] == ["fail", "fail"]
+    judged = [v["outcome"] for v in rolled["history"] if v["outcome"] != "wait"]
+    assert judged == ["fail", "fail"]  # a window short of evidence is no verdict
     last = rolled["history"][-1]
     assert (last["gate"], last["threshold"]) == ("shadow_match", 0.995)
     evidence = last["evidence"]
