@@ -10,8 +10,11 @@ request waits, and while the transport's write buffer is over its high mark
 
 A refusal is written after the responses still owed for the requests pipelined before it
 (never in their place), then the connection is closed.  A response that ends the
-connection while the client may still be sending closes it after a short bounded drain
-(:meth:`Connection.linger`), so that a TCP reset does not destroy the answer in flight.
+connection while the client may still be sending closes it after a lingering close
+(:meth:`Connection.linger`): EOF is sent, and what the client still sends is read and
+dropped for a bounded time, not a number of bytes, as nginx's lingering close and
+Envoy's delayed close do, so that closing with the client's data unread does not reset
+the connection while the client is still writing, and the answer with it.
 
 Idle and head deadlines are not timers per connection: the server's sweep
 (:mod:`gateway.http.server`) reads :attr:`Connection.idle_since` and
@@ -41,7 +44,6 @@ class Server(Protocol):
     limits: Limits
     scheme: str
     linger_seconds: float
-    linger_bytes: int
     draining: bool
     connections: set[Connection]
 
@@ -57,7 +59,7 @@ class Connection(RequestFramer, asyncio.Protocol):
         "_active",
         "_cycle",
         "_drained",
-        "_drain_left",
+        "_lingering",
         "_owed_upgrade",
         "_read_paused",
         "_refusal",
@@ -81,7 +83,7 @@ class Connection(RequestFramer, asyncio.Protocol):
         self._cycle: NativeCycle | None = None  # the latest request framed (its body comes)
         self._waiting: list[NativeCycle] | None = None  # pipelined, not yet started
         self._refusal: bytes | None = None  # owed once the responses before it are written
-        self._drain_left = 0  # bytes still read and dropped before a refused connection closes
+        self._lingering = False  # EOF sent: what the client sends is read and dropped
         self._read_paused = False
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
@@ -98,10 +100,11 @@ class Connection(RequestFramer, asyncio.Protocol):
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.stopped:
-            self._discard(len(data))
-        else:
+        if not self.stopped:
             self.feed(data)
+        elif not self._lingering:  # parsing stopped (a tunnel, an owed upgrade): not read
+            self._pause()
+        # lingering: what the client still sends is dropped
 
     def eof_received(self) -> bool | None:
         return None  # the client is done: close (a request in flight is abandoned)
@@ -273,7 +276,7 @@ class Connection(RequestFramer, asyncio.Protocol):
         self.server.run(cycle)
 
     def _reading_wanted(self) -> bool:
-        if self._write_paused or self._waiting or (self.stopped and self._drain_left <= 0):
+        if self._write_paused or self._waiting or (self.stopped and not self._lingering):
             return False
         cycle = self._cycle
         return cycle is None or len(cycle.body) <= HIGH_WATER
@@ -308,26 +311,18 @@ class Connection(RequestFramer, asyncio.Protocol):
 
     def linger(self) -> None:
         """Close once the client could read the answer: send EOF, then read and drop what
-        it still sends, for at most the server's ``linger_seconds`` and ``linger_bytes``
-        (closing with unread data would reset the connection, and the answer with it)."""
+        it still sends until it closes its side, for at most the server's
+        ``linger_seconds``.  The bound is a time, not a byte count: a client still
+        uploading sends a byte budget's worth in milliseconds, and closing with its data
+        unread would reset the connection while it writes, and the answer with it."""
         transport = self.transport
-        if transport.is_closing():
+        if transport.is_closing() or self._lingering:
             return
-        self.stopped = True
-        self._drain_left = self.server.linger_bytes
+        self.stopped = self._lingering = True
         if transport.can_write_eof():
             transport.write_eof()
         self._resume()
         self.server.loop.call_later(self.server.linger_seconds, transport.close)
-
-    def _discard(self, size: int) -> None:
-        """Bytes arriving after parsing stopped: dropped while lingering, else not read."""
-        if self._drain_left > 0:
-            self._drain_left -= size
-            if self._drain_left <= 0:
-                self.transport.close()
-        else:
-            self._pause()
 
 
 __all__ = ["HIGH_WATER", "Connection"]

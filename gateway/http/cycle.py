@@ -115,8 +115,13 @@ class NativeCycle:
             )
         elif not isinstance(exc, asyncio.CancelledError | ClientGone):
             log.error("error serving %s %r", self.request.method, self.request.target, exc_info=exc)
+        if self.disconnected:
+            # The connection ended the exchange (the client left, or the request was
+            # refused mid-body and the connection lingers so that its answer arrives):
+            # closing here would cut the linger short and reset the connection.
+            return
         transport = self._conn.transport
-        if not self.response_started and not self.disconnected:
+        if not self.response_started:
             self.response_started = True
             transport.write(response.ERROR_500)
         transport.close()

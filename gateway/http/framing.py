@@ -15,10 +15,13 @@ decided about them is decided here, with :mod:`gateway.http.head`'s rules:
   against the same limits, and are dropped (as nginx and Envoy drop them), never added
   to the request's headers;
 * what llhttp refuses (400: CL with TE, two lengths, bad chunk sizes, bare LF, ...) and
-  what :func:`gateway.http.head.check` refuses (505, 400, 501);
+  what :func:`gateway.http.head.check` refuses (505, 400, 501), a CONNECT with a body
+  among them;
 * a request that names a non-WebSocket ``Upgrade`` (``h2c``, ...) is framed as a plain
   request with its body, as nginx serves it, and the requests after it are read; a
-  CONNECT ends the parsing (what follows its head is not HTTP).
+  CONNECT ends the parsing (what follows its head is not HTTP), and one whose head
+  announces a body is refused (400, see :func:`gateway.http.head.check`): llhttp ends
+  it at its head, so the request handed on would claim a body it does not have.
 
 Every input ends in exactly one of: requests framed one after the other, each with one
 body framing, or a refusal with a status.
@@ -283,9 +286,9 @@ class RequestFramer:
             return
         tokenizer = self.tokenizer
         version = tokenizer.get_http_version()
-        check(version, self._noted)
-        self.in_head = False
         raw_method = tokenizer.get_method()
+        check(version, self._noted, raw_method == b"CONNECT")
+        self.in_head = False
         method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         url = self._url
         path, _, query = (url.partition(b"#")[0] if b"#" in url else url).partition(b"?")

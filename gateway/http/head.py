@@ -15,7 +15,11 @@ few headers the server notes while parsing (:data:`NOTED`):
   ``/``, ``\\``, ``..``, a space or a control character: 400;
 * Transfer-Encoding in an HTTP/1.0 request: 400 (nginx);
 * a Transfer-Encoding other than a lone ``chunked`` (``gzip, chunked``): 501, as nginx
-  answers; served, the coding would be dropped and the body forwarded undecoded.
+  answers; served, the coding would be dropped and the body forwarded undecoded;
+* a CONNECT with a body framing (a Content-Length other than 0, or a Transfer-Encoding):
+  400, as Envoy refuses it.  A CONNECT request has no content (RFC 9110 section 9.3.6):
+  the parser ends the request at its head, so its framing header would claim a body that
+  was never framed, and the bytes it announces would be left for a tunnel.
 
 HTTP/1.0 without Host is served, as nginx serves it.
 
@@ -57,9 +61,9 @@ class Refusal(Exception):
         self.reason = reason
 
 
-def check(version: str, noted: Headers) -> None:
+def check(version: str, noted: Headers, connect: bool = False) -> None:
     """Raise :class:`Refusal` if a request head with HTTP ``version`` and the ``noted``
-    headers (see :data:`NOTED`) must not be served."""
+    headers (see :data:`NOTED`) must not be served; ``connect``: its method is CONNECT."""
     if version != "1.1" and version != "1.0":
         raise Refusal(505, f"HTTP/{version} is not supported")
     hosts = 0
@@ -77,6 +81,8 @@ def check(version: str, noted: Headers) -> None:
         raise Refusal(400, "more than one Host header")
     if hosts == 0 and version == "1.1":
         raise Refusal(400, "HTTP/1.1 request without a Host header")
+    if connect and body_framing(noted) is not None:
+        raise Refusal(400, "CONNECT request with a body")
 
 
 _checked: dict[bytes, bool] = {}

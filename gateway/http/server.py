@@ -58,7 +58,6 @@ class Server:
         keep_alive: float = 5.0,
         on_refused: Callable[[int], None] = _ignore,
         linger_seconds: float = 1.0,
-        linger_bytes: int = 1 << 20,
         scheme: str = "http",
     ) -> None:
         self.handler = handler
@@ -68,8 +67,9 @@ class Server:
         self.body_timeout = body_timeout
         self.keep_alive = keep_alive
         self.on_refused = on_refused  # counts refusals by status
-        self.linger_seconds = linger_seconds  # after a refusal, how long the client is read
-        self.linger_bytes = linger_bytes  # ... and how much, before the connection closes
+        # after a refusal, how long what the client still sends is read and dropped before
+        # the connection closes (Envoy's delayed_close_timeout; nginx's lingering_time)
+        self.linger_seconds = linger_seconds
         self.scheme = scheme
         self.connections: set[Connection] = set()
         self.sessions: set[WebSocketSession] = set()

@@ -75,8 +75,8 @@ class Gate:
         self.go.setdefault(path, asyncio.Event()).set()
 
 
-def _open(handler: Any) -> tuple[Connection, Recording, Server]:
-    server = Server(handler)
+def _open(handler: Any, **options: Any) -> tuple[Connection, Recording, Server]:
+    server = Server(handler, **options)
     server.loop = asyncio.get_running_loop()
     conn = Connection(server)
     transport = Recording()
@@ -143,6 +143,27 @@ async def test_a_client_gone_mid_body_stops_the_handler() -> None:
     transport.close()
     await eventually(lambda: not server.tasks)
     assert transport.written == b"" and conn not in server.connections
+
+
+async def test_a_request_refused_mid_body_lingers_for_a_time_not_a_byte_count() -> None:
+    gate = Gate()
+    conn, transport, server = _open(gate, max_header_bytes=1024, linger_seconds=0.5)
+    conn.data_received(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: "
+    )
+    await eventually(lambda: gate.started == [b"/up"])
+    loop = asyncio.get_running_loop()
+    refused_at = loop.time()
+    conn.data_received(b"a" * 2048)  # the trailers cross the limit: 431 while the handler reads
+    assert transport.written.startswith(b"HTTP/1.1 431 ") and transport.eof
+    await eventually(lambda: not server.tasks)  # the handler stopped (ClientGone) ...
+    assert not transport.closing  # ... without closing the connection under the linger
+    for _ in range(64):  # the client still sending is read and dropped, past any budget
+        conn.data_received(b"a" * 65536)
+    assert transport.reading and not transport.closing
+    await eventually(lambda: transport.closing)  # closed once the linger time is over
+    assert loop.time() - refused_at >= 0.45
+    assert transport.written.count(b"HTTP/1.1") == 1
 
 
 async def test_a_large_streamed_response_reaches_a_slow_reader_whole() -> None:

@@ -57,6 +57,22 @@ def test_versions_hosts_and_transfer_codings() -> None:
         assert caught.value.status == status, (version, noted)
 
 
+def test_a_connect_announcing_a_body_is_refused() -> None:
+    check("1.1", [(b"host", b"a:443")], connect=True)
+    check("1.1", [(b"host", b"a:443"), (b"content-length", b"0")], connect=True)
+    check("1.1", [(b"host", b"a"), (b"content-length", b"3")])  # not a CONNECT
+    for noted in (
+        [(b"host", b"a:443"), (b"content-length", b"3")],
+        [(b"host", b"a:443"), (b"transfer-encoding", b"chunked")],
+    ):
+        with pytest.raises(Refusal) as caught:
+            check("1.1", noted, connect=True)
+        assert (caught.value.status, caught.value.reason) == (400, "CONNECT request with a body")
+    with pytest.raises(Refusal) as caught:
+        check("1.0", [(b"content-length", b"3")], connect=True)
+    assert caught.value.status == 400
+
+
 @pytest.mark.parametrize(
     ("host", "valid"),
     [
@@ -115,8 +131,21 @@ async def test_a_transfer_coding_other_than_chunked_gets_501(site: Site, coding:
         b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST /x HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"CONNECT http://evil/x HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 3\r\n\r\nabc",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
     ],
-    ids=["cl-and-te", "cl-twice", "cl-differing", "te-twice", "te-in-http-1.0"],
+    ids=[
+        "cl-and-te",
+        "cl-twice",
+        "cl-differing",
+        "te-twice",
+        "te-in-http-1.0",
+        "connect-1.0-with-length",
+        "connect-with-length",
+        "connect-chunked",
+    ],
 )
 async def test_ambiguous_framing_stays_refused(site: Site, request_bytes: bytes) -> None:
     assert (await _refused(site, request_bytes))[0] == 400

@@ -123,7 +123,7 @@ async def _flood(port: int, prefix: bytes, total: int) -> tuple[Tap, float, int]
         if not crossed and sent > LIMIT:
             crossed = loop.time()
     await asyncio.wait([tap.ended], timeout=30)
-    tap.close()
+    await tap.close()
     return tap, crossed, sent
 
 
@@ -267,19 +267,53 @@ async def test_a_non_websocket_upgrade_is_served_as_plain_http_with_its_body(sit
     assert (response.json()["path"], response.json()["body"]) == ("/late", "wxyz")
 
 
-async def test_a_refused_upload_is_not_read_to_its_end(site: Site) -> None:
-    total = 200 << 20  # past the default 100 MB limit
+async def test_a_refused_upload_is_read_and_dropped_for_a_bounded_time(site: Site) -> None:
+    # a client uploading 1 TiB (past the default 100 MB limit) that does not stop at the
+    # answer: the gateway drops what it still sends for its linger time (1 s), then hangs
+    # up, which resets the connection of a client still writing; the answer came first
+    loop = asyncio.get_running_loop()
     tap = await Tap.open(site.port)
-    await tap.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % total)
-    sent, chunk = 0, b"y" * (1 << 20)
-    while sent < total and await tap.send(chunk):
-        sent += len(chunk)
+    await tap.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (1 << 40))
+    deadline, chunk = loop.time() + 30, b"y" * (1 << 20)
+    while loop.time() < deadline and await tap.send(chunk):
+        pass
     await asyncio.wait_for(asyncio.gather(tap.closed, tap.ended), 10)
-    tap.close()
+    await tap.close()
     assert tap.received.startswith(b"HTTP/1.1 413 "), bytes(tap.received[:200])
     assert b"connection: close\r\n" in tap.received
-    assert sent < 32 << 20, sent  # the gateway hung up instead of reading 200 MB
+    assert tap.first_byte_at is not None
+    # not reset at once (what the client sent meanwhile was read), nor read to its end
+    assert 0.5 < tap.closed.result() - tap.first_byte_at < 10
     assert site.hits() == 0
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: ",
+    ],
+    ids=["header-value", "trailer-value"],
+)
+async def test_a_client_still_sending_after_a_refusal_is_not_reset_while_the_gateway_lingers(
+    prefix: bytes,
+) -> None:
+    # the trailers are refused while the handler reads the body: its end must not close
+    # the connection under the linger either
+    with served(max_header_bytes=1024, linger_seconds=10) as server:
+        tap = await Tap.open(server.port)
+        await tap.send(prefix)
+        for _ in range(4096):  # until the 431 comes
+            if tap.received:
+                break
+            assert await tap.send(b"a" * 4096), "reset before the client read the answer"
+        # an uploading client goes on writing, past any byte budget: read and dropped
+        for _ in range(256):
+            assert await tap.send(b"a" * 65536), "reset while the gateway lingers"
+        await asyncio.wait_for(asyncio.shield(tap.ended), 10)
+        await tap.close()
+    assert tap.received.startswith(b"HTTP/1.1 431 "), bytes(tap.received[:200])
+    assert not tap.closed.done()
 
 
 async def test_drain_finishes_requests_in_flight_closes_idle_ones_and_stops_accepting() -> None:

@@ -147,8 +147,11 @@ class Tap:
     uploading client does.  A plain socket, so that a reset while sending does not drop
     what had already arrived (an asyncio transport stops reading on a failed write).
 
-    ``ended`` resolves when the gateway sends EOF or resets the connection, ``closed``
-    when it resets it (a write after the gateway closed its side is reset)."""
+    ``ended`` resolves when the reader has seen the gateway's EOF or reset, so that all
+    the gateway sent before is in ``received`` (a reset seen by a write leaves what
+    arrived before it readable: the reader, not the writer, says when the stream ended);
+    ``closed`` resolves when the gateway resets the connection (a write after the
+    gateway closed its side is reset)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.loop = asyncio.get_running_loop()
@@ -192,13 +195,15 @@ class Tap:
         try:
             await self.loop.sock_sendall(self.sock, data)
         except OSError:
-            self._end(self.ended, self.closed)
+            self._end(self.closed)  # the reader reads what arrived before, then ends
             return False
         await asyncio.sleep(0)
         return True
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop reading, then close the socket (once the loop no longer watches it)."""
         self._reader.cancel()
+        await asyncio.wait([self._reader])
         self.sock.close()
 
 
