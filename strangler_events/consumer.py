@@ -9,13 +9,12 @@ After the last retry the event goes to the dead-letter topic with the error, the
 attempt count and a timestamp, and the consumer moves on (at once when the handler
 raises :class:`Reject`: that event can never be handled).  A record that is not an
 event, or a version newer than the upcasters know, is dead-lettered at once (retrying
-cannot help).  An event type with no handler is counted and either skipped or
-dead-lettered (``unknown=``).
+cannot help).  A type with no handler is counted, then skipped or dead-lettered (``unknown=``).
 
 With a ``database``, each handler runs inside the idempotent inbox's transaction
 together with the stored position, and a restarted consumer resumes from that
 position: a crash re-delivers, never skips, and a re-delivered event has no second
-effect.  Offsets are also committed to the group once handled.
+effect.  Offsets are also committed to the group once handled (:mod:`.commits`).
 
 With ``batch=True`` (needs a ``database``) one fetch's records of a partition go in one
 transaction (:mod:`strangler_events.batch`; partitions side by side): inbox ids in one
@@ -47,6 +46,7 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from strangler_events.batch import plan, timed
+from strangler_events.commits import commit
 from strangler_events.database.port import Database, Tx
 from strangler_events.envelope import BadEvent, Event, decode
 from strangler_events.guard import PositionGuard
@@ -316,7 +316,7 @@ class ResilientConsumer:
         """Handle one partition's records; False when stopping or a mismatch was found."""
         if self.batch and len(records) > 1 and not (self._stopping.is_set() or self.guard.found):
             if await self._together(records):
-                await consumer.commit({tp: records[-1].offset + 1})
+                await commit(consumer, {tp: records[-1].offset + 1}, self._stopping)
                 self.guard.consumed(tp, records[-1].offset + 1)
                 self._lag(consumer, tp, records[-1].offset + 1)
                 return True
@@ -324,7 +324,7 @@ class ResilientConsumer:
             if self._stopping.is_set() or self.guard.found:
                 return False
             await self._one(record)
-            await consumer.commit({tp: record.offset + 1})
+            await commit(consumer, {tp: record.offset + 1}, self._stopping)
             self.guard.consumed(tp, record.offset + 1)
         self._lag(consumer, tp, records[-1].offset + 1)
         return True
