@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEPS := PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
-.PHONY: demo test lint bench bench-outbox bench-eventstore bench-saga bench-shadow bench-profile bench-soak clean
+.PHONY: demo test native lint bench bench-outbox bench-eventstore bench-saga bench-shadow bench-profile bench-soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || { $(DEPS) venv && $(PYTHON) -m venv $(VENV); }
@@ -15,12 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The request path compiled to native code with mypyc (gateway/native.py); a no-op when the
+# builds are current.  Without it the same code runs as Python.
+native: $(STAMP)
+	$(DEPS) native
+	$(BIN)/python scripts/compile.py
+
+demo: $(STAMP) native
 	$(BIN)/python -m examples.demo
 
-test: $(STAMP)
+test: $(STAMP) native
 	$(DEPS) test
-	$(BIN)/python -m pytest -q
+	STRANGLER_NATIVE=required $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/python scripts/check_cycles.py
 	$(BIN)/strangler istio render --check
 
-bench: $(STAMP)
+bench: $(STAMP) native
 	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
@@ -51,12 +57,13 @@ bench-saga: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	python3 scripts/compile.py --clean
 
-bench-shadow: $(STAMP)
+bench-shadow: $(STAMP) native
 	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/shadow.py
 
-bench-profile: $(STAMP)
+bench-profile: $(STAMP) native
 	$(DEPS) bench
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/profile.py
 

@@ -8,6 +8,7 @@
 #   test   postgresql (server binaries in /usr/lib/postgresql/15/bin, or $STRANGLER_PG_BIN),
 #          kubectl 1.21+ (kubectl kustomize k8s/), chromium, prometheus (for promtool),
 #          procps (pgrep)
+#   native a C compiler and the Python headers (to compile the request path: make native)
 #   bench  nginx and wrk
 #
 # When everything is there it makes no apt call at all.  When something is missing: as
@@ -23,9 +24,10 @@ packages_for() {
   case "$1" in
     venv | demo) echo python3 python3-venv ;;
     test) echo postgresql kubectl chromium prometheus procps ;;
+    native) echo gcc python3-dev ;;
     bench) echo nginx wrk ;;
     *)
-      echo "system-deps: unknown target '$1' (known: venv, demo, test, bench)" >&2
+      echo "system-deps: unknown target '$1' (known: venv, demo, test, native, bench)" >&2
       return 2
       ;;
   esac
@@ -41,6 +43,8 @@ present() {
     chromium) [[ -x /usr/bin/chromium ]] ;;
     prometheus) command -v promtool >/dev/null ;;
     procps) command -v pgrep >/dev/null ;;
+    gcc) command -v cc >/dev/null ;;
+    python3-dev) "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ;;
     nginx) command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] ;;
     wrk) command -v wrk >/dev/null ;;
     *) return 1 ;;
@@ -56,6 +60,8 @@ where() {
     chromium) echo /usr/bin/chromium ;;
     prometheus) echo promtool ;;
     procps) echo pgrep ;;
+    gcc) echo cc ;;
+    python3-dev) echo "$PYTHON's Python.h" ;;
     *) echo "$1" ;;
   esac
 }

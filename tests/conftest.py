@@ -24,6 +24,18 @@ SERVICE_FIXTURES = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test compiled modules older than their sources (gateway/native.py)."""
+    from gateway.native import stale
+
+    if stale():
+        raise pytest.UsageError(
+            "compiled modules are older than their sources: "
+            + ", ".join(stale())
+            + "; rebuild with `make native` (or remove them: python scripts/compile.py --clean)"
+        )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with the services its fixtures (direct or indirect) start."""
     for item in items:

@@ -54,7 +54,7 @@ class Server(Protocol):
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None: ...
 
 
-class Connection(RequestFramer, asyncio.Protocol):
+class Connection(RequestFramer):
     __slots__ = (
         "_active",
         "_cycle",

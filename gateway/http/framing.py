@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from gateway.http.downstream import Request
 from gateway.http.head import MARKERS, NOTED, Refusal, body_framing, check
 from gateway.types import Headers
@@ -89,6 +91,7 @@ def is_websocket(headers: Headers) -> bool:
     return False
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests frame with a recording subclass
 class RequestFramer:
     """Frames the requests of one connection (see the module's docstring).
 
@@ -120,6 +123,7 @@ class RequestFramer:
     )
 
     tokenizer: Tokenizer
+    __deletable__ = ("tokenizer",)  # a compiled class lets only these be deleted
     limits: Limits
     peer: str
     scheme: str

@@ -17,14 +17,34 @@ from gateway.http.head import Refusal
 log = logging.getLogger("strangler.protocol")
 
 
-class Llhttp(httptools.HttpRequestParser):
-    """A request parser calling back a :class:`~gateway.http.framing.RequestFramer`."""
+class Llhttp:
+    """A request parser calling back a :class:`~gateway.http.framing.RequestFramer`.
 
-    __slots__ = ()
+    It holds httptools' parser rather than subclassing it, so that it compiles to a native
+    class (an extension type cannot be subclassed by one)."""
+
+    __slots__ = ("_parser",)
+
+    def __init__(self, framer: RequestFramer) -> None:
+        self._parser = httptools.HttpRequestParser(framer)
+
+    def get_http_version(self) -> str:
+        version: str = self._parser.get_http_version()
+        return version
+
+    def get_method(self) -> bytes:
+        method: bytes = self._parser.get_method()
+        return method
+
+    def should_keep_alive(self) -> bool:
+        return bool(self._parser.should_keep_alive())
+
+    def should_upgrade(self) -> bool:
+        return bool(self._parser.should_upgrade())
 
     def feed(self, data: bytes | memoryview) -> int:
         try:
-            self.feed_data(data)
+            self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset: int = exc.args[0]
             return offset

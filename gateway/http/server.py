@@ -26,6 +26,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from gateway.http.connection import Connection
 from gateway.http.cycle import Handler, NativeCycle
@@ -81,10 +82,13 @@ class Server:
     async def start(self, sock: socket.socket) -> None:
         """Accept connections on the listening ``sock``."""
         self.loop = asyncio.get_running_loop()
-        self._listener = await self.loop.create_server(
-            lambda: Connection(self), sock=sock, backlog=2048
-        )
+        self._listener = await self.loop.create_server(self._connection, sock=sock, backlog=2048)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _connection(self) -> asyncio.Protocol:
+        # A Connection has every asyncio.Protocol method without inheriting the class: a
+        # compiled (native) class takes at most one base, its framer.
+        return cast(asyncio.Protocol, Connection(self))
 
     def run(self, cycle: NativeCycle) -> None:
         """Answer ``cycle`` with the handler (called by its connection)."""

@@ -306,32 +306,10 @@ class PooledResponse:
         self.close()
         return body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        loop = conn.pool.loop
-        try:
-            while True:
-                while conn.body:
-                    chunk = conn.body.popleft()
-                    conn.buffered -= len(chunk)
-                    if conn.reading_paused and conn.buffered < _HIGH_WATER // 2:
-                        conn.reading_paused = False
-                        if conn.transport is not None:
-                            conn.transport.resume_reading()
-                    yield chunk
-                if conn.complete:
-                    return
-                if conn.error is not None:
-                    raise conn.error
-                conn.body_waiter = loop.create_future()
-                timer = loop.call_later(self._timer_s, conn.timeout, "backend body stalled")
-                try:
-                    await conn.body_waiter
-                finally:
-                    timer.cancel()
-                    conn.body_waiter = None
-        finally:
-            self.close()
+    def chunks(self) -> BodyChunks:
+        """The body as it arrives; the connection goes back to the pool once it has
+        ended (or failed, or :meth:`close` is called)."""
+        return BodyChunks(self, self._conn, self._timer_s)
 
     def close(self) -> None:
         if self._released:
@@ -339,3 +317,46 @@ class PooledResponse:
         self._released = True
         conn = self._conn
         conn.pool.release(conn, conn.keep_alive and conn.error is None and not conn.closed)
+
+
+class BodyChunks:
+    """:meth:`PooledResponse.chunks`: an async iterator over the body (a class, not an
+    async generator, so that it compiles to native code)."""
+
+    __slots__ = ("_response", "_conn", "_timer_s")
+
+    def __init__(self, response: PooledResponse, conn: Connection, timer_s: float) -> None:
+        self._response = response
+        self._conn = conn
+        self._timer_s = timer_s
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        try:
+            while True:
+                if conn.body:
+                    chunk = conn.body.popleft()
+                    conn.buffered -= len(chunk)
+                    if conn.reading_paused and conn.buffered < _HIGH_WATER // 2:
+                        conn.reading_paused = False
+                        if conn.transport is not None:
+                            conn.transport.resume_reading()
+                    return chunk
+                if conn.complete:
+                    raise StopAsyncIteration
+                if conn.error is not None:
+                    raise conn.error
+                loop = conn.pool.loop
+                conn.body_waiter = loop.create_future()
+                timer = loop.call_later(self._timer_s, conn.timeout, "backend body stalled")
+                try:
+                    await conn.body_waiter
+                finally:
+                    timer.cancel()
+                    conn.body_waiter = None
+        except BaseException:
+            self._response.close()
+            raise
