@@ -37,7 +37,7 @@ class Generation:
         self.route_header = self.config.proxy.route_header.lower().encode()
         self.backend_header = self.config.proxy.backend_header.lower().encode()
         self.host_for = {n: host_for(b) for n, b in self.config.backends.items()}
-        names = [*self.config.backends, *(r.name for r in self.config.routes)]
+        names = [*self.config.backends, *[r.name for r in self.config.routes]]
         self.name_bytes = {name: name.encode() for name in names}
         variable = self.config.proxy.origin_token_env
         token = os.environ.get(variable, "") if variable else ""

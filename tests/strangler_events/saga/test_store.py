@@ -85,11 +85,12 @@ async def test_two_transitions_at_once_one_wins_the_other_decides_again(pg_datab
     box = open_store(pg_database)
     await box.init()
     await box.close()
-    b_decided = asyncio.Event()
+    a_holding, b_decided = asyncio.Event(), asyncio.Event()
 
     async def hold_a(decision: Decision) -> None:
         assert decision.instance is not None
         if decision.instance.data["writers"][-1:] == ["a"]:
+            a_holding.set()  # A wrote version 2 and has not committed it
             await asyncio.wait_for(b_decided.wait(), 10)  # B read the old version meanwhile
 
     database = open_database(pg_database)
@@ -105,9 +106,14 @@ async def test_two_transitions_at_once_one_wins_the_other_decides_again(pg_datab
             b_decided.set()
             return written_by("b")(found)  # type: ignore[operator,no-any-return]
 
+        async def b_after_a_wrote() -> Decision:
+            # Only once A holds its write: B started first could commit before A read.
+            await asyncio.wait_for(a_holding.wait(), 10)
+            return await store.apply("s", "1", decide_b)
+
         await asyncio.gather(
             store.apply("s", "1", written_by("a")),  # type: ignore[arg-type]
-            store.apply("s", "1", decide_b),
+            b_after_a_wrote(),
         )
         (inst,) = await store.get("1")
         assert inst.version == 3 and inst.data["writers"] == ["a", "b"]
