@@ -35,6 +35,7 @@ from typing import Any
 
 import uvicorn
 
+from gateway import native
 from gateway.capture.outbox import OutboxError, OutboxStore
 from gateway.capture.outbox import open_store as open_outbox
 from gateway.config import Config, ConfigError, parse, read_text
@@ -363,6 +364,13 @@ def serve(config: Config, workers: int, config_path: str) -> int:
         host,
         port,
     )
+    outdated = native.stale()
+    if outdated:  # Python imports the old build, not the edited source
+        log.warning("native builds older than their sources (make native): %s", outdated)
+    else:
+        log.info(
+            "request path: %d of %d modules native", len(native.compiled()), len(native.MODULES)
+        )
     server = uvicorn.Server(
         uvicorn.Config(
             admin, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
