@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -41,15 +41,24 @@ def event(
     )
 
 
-async def publish(bootstrap: str, topic: str, values: list[Event | bytes]) -> None:
+async def publish(
+    bootstrap: str, topic: str, values: Sequence[Event | bytes], *, batched: bool = False
+) -> None:
+    """Produce ``values`` in order (events keyed by their aggregate id): each acknowledged
+    before the next is sent, or, ``batched``, all sent and then flushed at once."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for value in values:
             if isinstance(value, Event):
-                await producer.send_and_wait(topic, encode(value), key=value.aggregateid.encode())
+                record, key = encode(value), value.aggregateid.encode()
             else:
-                await producer.send_and_wait(topic, value, key=b"raw")
+                record, key = value, b"raw"
+            if batched:
+                await producer.send(topic, record, key=key)
+            else:
+                await producer.send_and_wait(topic, record, key=key)
+        await producer.flush()
     finally:
         await producer.stop()
 

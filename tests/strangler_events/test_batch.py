@@ -7,7 +7,6 @@ after it are handled once; a restart resumes right after the last batch."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -58,13 +57,6 @@ async def test_timed_records_each_calls_duration() -> None:
 def test_batch_mode_needs_a_database() -> None:
     with pytest.raises(ValueError, match="batch=True needs a database"):
         ResilientConsumer("127.0.0.1:1", ["t"], "g", {}, batch=True)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/svc.db"
-    return str(request.getfixturevalue("pg_database"))
 
 
 class Service:

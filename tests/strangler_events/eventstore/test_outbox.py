@@ -9,7 +9,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,14 +29,6 @@ from strangler_events.eventstore import (
 )
 from strangler_events.eventstore.outbox import aggregate, headers
 from tests.eventually import eventually
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/service.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from strangler_events.envelope import Event, encode
+from strangler_events.envelope import Event
 from strangler_events.reverse_sync.plan import SyncTarget
 from tests.harness import free_port, wait_for_port
 
@@ -120,14 +118,3 @@ def order_events(
 def _event(kind: str, ident: int, payload: dict[str, Any]) -> Event:
     meta = {"source": SOURCE, "stream": f"order-{ident}"}
     return Event(str(uuid.uuid4()), kind, "order", str(ident), payload, metadata=meta)
-
-
-async def produce(bootstrap: str, topic: str, events: list[Event]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(topic, encode(e), key=e.aggregateid.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()

@@ -23,7 +23,8 @@ from gateway.cli import main
 from strangler_events.database import open_database
 from tests.eventually import eventually
 from tests.harness import free_port
-from tests.strangler_events.reverse_sync.support import monolith, order_events, produce
+from tests.strangler_events.reverse_sync.support import monolith, order_events
+from tests.strangler_events.support import publish
 
 
 def sync_process(
@@ -102,7 +103,7 @@ async def test_killed_mid_stream_it_resumes_with_no_gap_and_no_double_apply(
     topic = f"rk{uuid.uuid4().hex[:8]}.order"
     events, final = order_events(80, 4, deleted=4)
     total = len(events)  # 80 created + 320 updated + 4 deleted
-    await produce(kafka_bootstrap, topic, events)
+    await publish(kafka_bootstrap, topic, events, batched=True)
     with monolith(tmp_path) as m:
         proc = sync_process(kafka_bootstrap, topic, m.url, pg_database)
         try:

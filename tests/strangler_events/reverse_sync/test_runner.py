@@ -18,9 +18,9 @@ from tests.strangler_events.reverse_sync.support import (
     Monolith,
     monolith,
     order_events,
-    produce,
     target,
 )
+from tests.strangler_events.support import publish
 
 DELAYS = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 5.0, 5.0)  # 26.7 s before a dead letter
 
@@ -41,7 +41,7 @@ async def test_applies_the_services_events_once_in_order_and_reports_lag(
     events, final = order_events(30, 3, deleted=5)
     captured, _ = order_events(3, 0, first_id=1)  # the monolith's own writes: not sent back
     captured = [e.__class__(**{**e.to_dict(), "metadata": {"source": "gateway"}}) for e in captured]
-    await produce(kafka_bootstrap, topic, captured + events)
+    await publish(kafka_bootstrap, topic, captured + events, batched=True)
     database = open_database(pg_database)
     with monolith(tmp_path) as m:
         sync = ReverseSync(kafka_bootstrap, [topic], target(m.url), database, delays=DELAYS)
@@ -86,11 +86,11 @@ async def test_a_monolith_down_for_10_s_holds_the_events_back_then_they_apply_in
     await sync.start()
     running = spawn(sync.run(), name="reverse-sync-test")
     try:
-        await produce(kafka_bootstrap, topic, first)
+        await publish(kafka_bootstrap, topic, first, batched=True)
         await applied_all(m, len(first))
         m.stop()
         down_at = time.monotonic()
-        await produce(kafka_bootstrap, topic, rest)
+        await publish(kafka_bootstrap, topic, rest, batched=True)
         retried = sync.metrics.retried
 
         def waited() -> bool:

@@ -4,21 +4,12 @@ the gateway's outbox table made by its own store."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from gateway.capture.outbox import OutboxStore, open_store
 from strangler_events.database.factory import open_database
 from strangler_events.database.port import Database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/saga.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
 
 
 @pytest.fixture
