@@ -28,10 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Refuse to test compiled modules older than their sources (gateway/native.py)."""
     from gateway.native import stale
 
-    if stale():
+    outdated = stale()
+    if outdated:
         raise pytest.UsageError(
             "compiled modules are older than their sources: "
-            + ", ".join(stale())
+            + ", ".join(outdated)
             + "; rebuild with `make native` (or remove them: python scripts/compile.py --clean)"
         )
 

@@ -309,7 +309,7 @@ class PooledResponse:
     def chunks(self) -> BodyChunks:
         """The body as it arrives; the connection goes back to the pool once it has
         ended (or failed, or :meth:`close` is called)."""
-        return BodyChunks(self, self._conn, self._timer_s)
+        return BodyChunks(self)
 
     def close(self) -> None:
         if self._released:
@@ -323,18 +323,16 @@ class BodyChunks:
     """:meth:`PooledResponse.chunks`: an async iterator over the body (a class, not an
     async generator, so that it compiles to native code)."""
 
-    __slots__ = ("_response", "_conn", "_timer_s")
+    __slots__ = ("_response",)
 
-    def __init__(self, response: PooledResponse, conn: Connection, timer_s: float) -> None:
+    def __init__(self, response: PooledResponse) -> None:
         self._response = response
-        self._conn = conn
-        self._timer_s = timer_s
 
     def __aiter__(self) -> BodyChunks:
         return self
 
     async def __anext__(self) -> bytes:
-        conn = self._conn
+        conn = self._response._conn
         try:
             while True:
                 if conn.body:
@@ -351,7 +349,8 @@ class BodyChunks:
                     raise conn.error
                 loop = conn.pool.loop
                 conn.body_waiter = loop.create_future()
-                timer = loop.call_later(self._timer_s, conn.timeout, "backend body stalled")
+                stall = self._response._timer_s
+                timer = loop.call_later(stall, conn.timeout, "backend body stalled")
                 try:
                     await conn.body_waiter
                 finally:
