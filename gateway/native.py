@@ -7,6 +7,11 @@ imports in its place).  ``make test`` and ``make demo`` compile first; without a
 or on a platform without a C compiler, the same modules run as Python.  A compiled module
 older than its source is stale: the test suite refuses to run with one
 (``tests/conftest.py``) and :func:`stale` names them.
+
+A ``@dataclass``'s generated ``__init__`` stays interpreted in a compiled module (the
+decorator writes it at import time), and costs an attribute store through the generic
+path per field.  Classes made per request therefore declare ``init=False`` and an
+``__init__`` of their own, which compiles (:data:`PER_REQUEST`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,23 @@ MODULES = (
     "shadow/compare.py",
     "shadow/mirror.py",
     "shadow/sampling.py",
+)
+
+#: classes made once or more per proxied request, whose ``__init__`` must be native when
+#: their module is (``module:class``)
+PER_REQUEST = (
+    "gateway.http.downstream:Request",
+    "gateway.http.exchange:Exchange",
+    "gateway.http.exchange:Sample",
+    "gateway.http.framing:Head",
+    "gateway.http.upstream:UpstreamRequest",
+    "gateway.http.upstream_connection:PooledResponse",
+    "gateway.proxy.admission:Admitted",
+    "gateway.proxy.call:Call",
+    "gateway.proxy.headers:Outgoing",
+    "gateway.proxy.retry:Attempt",
+    "gateway.proxy.routing:Decision",
+    "gateway.proxy.routing:Facts",
 )
 
 

@@ -25,7 +25,7 @@ class ClientGone(Exception):
     """The client went away before the exchange was over."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Request:
     """A client request's head, as the proxy needs it."""
 
@@ -39,6 +39,26 @@ class Request:
     #: a gateway marker header (:data:`gateway.http.head.MARKERS`) is among ``headers``;
     #: the proxy removes them before routing (:mod:`gateway.proxy.markers`)
     marked: bool = False
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        path: bytes,
+        query: bytes,
+        headers: Headers,
+        client: str,
+        scheme: str = "http",
+        marked: bool = False,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.client = client
+        self.scheme = scheme
+        self.marked = marked
 
 
 class Responder(Protocol):

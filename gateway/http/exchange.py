@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gateway.types import Headers
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Sample:
     """A mirrored request and the primary's answer, as kept on the hot path (raw bytes;
     decoded in the background)."""
@@ -36,8 +36,38 @@ class Sample:
     request_id: str
     at: float
 
+    def __init__(
+        self,
+        route: str,
+        method: str,
+        path: str,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        served: str,
+        status: int,
+        response_headers: Headers,
+        response_body: bytes,
+        seconds: float,
+        request_id: str,
+        at: float,
+    ) -> None:
+        self.route = route
+        self.method = method
+        self.path = path
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.served = served
+        self.status = status
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.seconds = seconds
+        self.request_id = request_id
+        self.at = at
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Exchange:
     """What capture needs to know about one finished request (plain values)."""
 
@@ -52,6 +82,32 @@ class Exchange:
     response_headers: Mapping[str, str]
     response_body: bytes | None
     traceparent: str | None = None
+
+    def __init__(
+        self,
+        route: str,
+        method: str,
+        path: str,
+        backend: str,
+        status: int,
+        request_id: str,
+        request_headers: Mapping[str, str],
+        request_body: bytes | None,
+        response_headers: Mapping[str, str],
+        response_body: bytes | None,
+        traceparent: str | None = None,
+    ) -> None:
+        self.route = route
+        self.method = method
+        self.path = path
+        self.backend = backend
+        self.status = status
+        self.request_id = request_id
+        self.request_headers = request_headers
+        self.request_body = request_body
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.traceparent = traceparent
 
 
 __all__ = ["Exchange", "Sample"]

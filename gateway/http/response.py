@@ -62,6 +62,19 @@ class Head:
         return b"".join(parts)
 
 
+def header_lines(parts: list[bytes], headers: Headers) -> bool:
+    """Append the header lines to ``parts``; True when a Content-Length is among them."""
+    sized = False
+    for name, value in headers:
+        if name == b"content-length":
+            sized = True
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
+    return sized
+
+
 def whole(
     status: int, headers: Headers, body: bytes, keep_alive: bool, head_only: bool, http10: bool
 ) -> tuple[bytes, bool]:
@@ -70,11 +83,7 @@ def whole(
     if status in CLOSES:
         keep_alive = False
     parts = [status_line(status)]
-    sized = head_only or status in NO_BODY
-    for name, value in headers:
-        if name == b"content-length":
-            sized = True
-        parts += (name, b": ", value, b"\r\n")
+    sized = header_lines(parts, headers) or head_only or status in NO_BODY
     if not sized:
         parts.append(b"content-length: %d\r\n" % len(body))
     if not keep_alive:
@@ -93,11 +102,7 @@ def head(status: int, headers: Headers, keep_alive: bool, head_only: bool, http1
     if status in CLOSES:
         keep_alive = False
     parts = [status_line(status)]
-    sized = head_only or status in NO_BODY
-    for name, value in headers:
-        if name == b"content-length":
-            sized = True
-        parts += (name, b": ", value, b"\r\n")
+    sized = header_lines(parts, headers) or head_only or status in NO_BODY
     framing = LENGTH if sized else (UNTIL_CLOSE if http10 else CHUNKED)
     return Head(parts, sized, framing, keep_alive)
 
@@ -130,6 +135,7 @@ __all__ = [
     "Head",
     "connection_header",
     "head",
+    "header_lines",
     "piece",
     "status_line",
     "whole",

@@ -20,8 +20,9 @@ import collections
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
+from gateway.http.response import header_lines
 from gateway.http.upstream_connection import Connection, HeadLimits, PooledResponse
 from gateway.http.upstream_errors import (
     ConnectFailure,
@@ -61,7 +62,7 @@ _NO_BODY_METHODS = frozenset({b"GET", b"HEAD", b"DELETE", b"OPTIONS"})
 MAX_PENDING = 1024  # requests waiting for a connection to one backend (Envoy's default)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class UpstreamRequest:
     method: bytes
     target: bytes  # origin-form path and query
@@ -72,12 +73,29 @@ class UpstreamRequest:
     # The streamed body's declared size: sent as Content-Length and checked; None: chunked.
     length: int | None = None
 
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes = b"",
+        stream: AsyncIterator[bytes] | None = None,
+        head: bool = False,
+        length: int | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+        self.head = head
+        self.length = length
+
 
 def request_head(request: UpstreamRequest) -> bytes:
     """The request line, headers and framing; with the whole body, if it is known."""
     head = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
-    for name, value in request.headers:
-        head += (name, b": ", value, b"\r\n")
+    header_lines(head, request.headers)
     if request.stream is not None:
         if request.length is None:
             head.append(b"transfer-encoding: chunked\r\n\r\n")
@@ -196,14 +214,16 @@ class _Pool:
                 ) from None
             raise
 
+    def _protocol(self) -> asyncio.Protocol:
+        # A Connection has every asyncio.Protocol method without inheriting the class.
+        return cast(asyncio.Protocol, Connection(self, self.limits))
+
     async def _connect(self, timeout: float, deadline: float) -> Connection:
         loop = self.loop
         budget = deadline - loop.time()
         try:
             async with asyncio.timeout(min(timeout, budget)):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self, self.limits), self.host, self.port
-                )
+                _, protocol = await loop.create_connection(self._protocol, self.host, self.port)
         except TimeoutError as exc:
             if budget < timeout:
                 message = f"connect to {self.host}:{self.port} unfinished at the deadline"
@@ -211,6 +231,7 @@ class _Pool:
             raise ConnectFailure(f"connect to {self.host}:{self.port} timed out") from exc
         except OSError as exc:
             raise ConnectFailure(f"connect to {self.host}:{self.port}: {exc.strerror}") from exc
+        conn = cast(Connection, protocol)
         sock = conn.transport.get_extra_info("socket") if conn.transport else None
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -52,8 +52,12 @@ class Owner(Protocol):
     def forget(self, conn: Connection) -> None: ...
 
 
-class Connection(asyncio.Protocol):
-    """One keep-alive connection; carries one exchange at a time."""
+class Connection:
+    """One keep-alive connection; carries one exchange at a time.
+
+    It has every :class:`asyncio.Protocol` method without inheriting the class: a
+    compiled (native) class keeps its attributes in slots only when its bases are native
+    too, and these attributes are read several times per exchange."""
 
     def __init__(self, pool: Owner, limits: HeadLimits) -> None:
         self.pool = pool
@@ -63,18 +67,7 @@ class Connection(asyncio.Protocol):
         self.counted = True  # part of the pool's total until dropped
         self.idle_since = 0.0
         self.exchanging = False  # a request holds the connection (from send to release)
-        self.reset()
-        self._drain: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
-        self._timer: asyncio.TimerHandle | None = None
-
-    def reset(self) -> None:
-        """Ready for the next exchange."""
-        # httptools parses one message after another on a kept-alive connection; only a
-        # HEAD response (whose Content-Length announces no body) leaves it out of step.
-        if getattr(self, "head_request", True):
-            self.parser = httptools.HttpResponseParser(self)
+        self.parser = httptools.HttpResponseParser(self)
         self.status = 0  # set once the final (non-1xx) head is complete
         self.headers: Headers = []
         self.framed = False  # the head has a Content-Length or Transfer-Encoding
@@ -90,6 +83,34 @@ class Connection(asyncio.Protocol):
         self.until_close = False  # body delimited by the connection closing (RFC 9112 6.3)
         self.head_bytes = 0  # bytes received while no final head was complete
         self.head_size = 0  # bytes of the header lines parsed (1xx heads included)
+        self.head_lines = 0
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
+        self._timer: asyncio.TimerHandle | None = None
+
+    def reset(self) -> None:
+        """Ready for the next exchange."""
+        # httptools parses one message after another on a kept-alive connection; only a
+        # HEAD response (whose Content-Length announces no body) leaves it out of step.
+        if self.head_request:
+            self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.headers = []
+        self.framed = False
+        self.head_waiter = None
+        if self.body:
+            self.body.clear()
+        self.buffered = 0
+        self.body_waiter = None
+        self.complete = False
+        self.keep_alive = False
+        self.error = None
+        self.reading_paused = False
+        self.head_request = False
+        self.until_close = False
+        self.head_bytes = 0
+        self.head_size = 0
         self.head_lines = 0
 
     # asyncio protocol -------------------------------------------------

@@ -29,13 +29,27 @@ class Refusal(Exception):
         self.status, self.reason, self.metric = status, reason, metric
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Admitted:
     decision: Decision
     path: str  # normalised
     length: int | None  # the client's Content-Length
     chunked: bool
     limit: int  # the largest body accepted
+
+    def __init__(
+        self,
+        decision: Decision,
+        path: str,
+        length: int | None,
+        chunked: bool,
+        limit: int,
+    ) -> None:
+        self.decision = decision
+        self.path = path
+        self.length = length
+        self.chunked = chunked
+        self.limit = limit
 
     @property
     def has_body(self) -> bool:

@@ -18,7 +18,7 @@ from gateway.proxy.routing import Decision
 from gateway.types import Headers
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Call:
     """One admitted request on its way through the attempt loop and the reply."""
 
@@ -34,6 +34,34 @@ class Call:
     length: int | None  # the client's Content-Length, forwarded as such
     outgoing: Outgoing
     start: float
+
+    def __init__(
+        self,
+        gen: Generation,
+        request: Request,
+        io: Responder,
+        decision: Decision,
+        method: str,
+        path: str,
+        query: bytes,
+        body: bytes,
+        stream: AsyncIterator[bytes] | None,
+        length: int | None,
+        outgoing: Outgoing,
+        start: float,
+    ) -> None:
+        self.gen = gen
+        self.request = request
+        self.io = io
+        self.decision = decision
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.stream = stream
+        self.length = length
+        self.outgoing = outgoing
+        self.start = start
 
 
 _METHOD_BYTES = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")}

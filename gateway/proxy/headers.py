@@ -83,11 +83,21 @@ class TrustedProxies:
         return hit
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outgoing:
     headers: Headers
     request_id: bytes
     host: bytes
+
+    def __init__(
+        self,
+        headers: Headers,
+        request_id: bytes,
+        host: bytes,
+    ) -> None:
+        self.headers = headers
+        self.request_id = request_id
+        self.host = host
 
 
 _DROP, _HOST, _CLAIM, _FORWARD, _REQUEST_ID, _CONNECTION = range(6)

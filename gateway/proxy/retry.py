@@ -30,12 +30,24 @@ _ERROR_CONDITIONS = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Attempt:
     backend: str
     fallback: str | None
     retries_left: int
     on_fallback: bool = False
+
+    def __init__(
+        self,
+        backend: str,
+        fallback: str | None,
+        retries_left: int,
+        on_fallback: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.fallback = fallback
+        self.retries_left = retries_left
+        self.on_fallback = on_fallback
 
 
 def status_retriable(status: int, on: frozenset[str]) -> bool:

@@ -35,9 +35,11 @@ class Refused(Exception):
         self.reason = reason
 
 
-# Facts, Decision and Attempt are made per request: plain slotted classes, because a
-# frozen dataclass's __init__ costs a object.__setattr__ call per field.
-@dataclass(slots=True)
+# Facts and Decision are made per request: slotted, not frozen (a frozen dataclass's
+# __init__ costs an object.__setattr__ call per field), and with an __init__ of their own
+# (see gateway/native.py: a compiled class runs it natively; the one @dataclass writes
+# would stay interpreted).
+@dataclass(slots=True, init=False)
 class Facts:
     """What routing needs to know about a request, as plain values."""
 
@@ -47,8 +49,22 @@ class Facts:
     query: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.query = {} if query is None else query
+        self.cookies = {} if cookies is None else cookies
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Decision:
     route: Route
     backend: str
@@ -56,6 +72,22 @@ class Decision:
     fallback: str | None  # where to re-send a failed request, if anywhere
     set_cookie: tuple[str, str] | None = None  # (name, value) to give a new sticky user
     override_ignored: bool = False
+
+    def __init__(
+        self,
+        route: Route,
+        backend: str,
+        reason: str,
+        fallback: str | None,
+        set_cookie: tuple[str, str] | None = None,
+        override_ignored: bool = False,
+    ) -> None:
+        self.route = route
+        self.backend = backend
+        self.reason = reason
+        self.fallback = fallback
+        self.set_cookie = set_cookie
+        self.override_ignored = override_ignored
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,3 +53,16 @@ def test_the_request_path_runs_from_its_builds_when_they_exist() -> None:
             assert native.loaded(module), f"{source} runs as Python, not from its build"
         else:
             assert not native.loaded(module)
+
+
+def test_classes_made_per_request_construct_natively_when_compiled() -> None:
+    """A dataclass's generated ``__init__`` is Python code even in a compiled module;
+    the classes made per request declare their own, which compiles."""
+    for spec in native.PER_REQUEST:
+        module_name, name = spec.split(":")
+        module = importlib.import_module(module_name)
+        init = getattr(module, name).__init__
+        if native.loaded(module):
+            assert not hasattr(init, "__code__"), f"{spec}: __init__ runs as Python"
+        else:
+            assert hasattr(init, "__code__"), f"{spec}: not a plain class"
