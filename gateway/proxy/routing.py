@@ -275,10 +275,11 @@ class Table:
         else:
             point = int(draw * compiled.total)
             reason = "weight"
-        backend = compiled.order[-1]
-        for name, bound in zip(compiled.order, compiled.cumulative, strict=True):
-            if point < bound:
-                backend = name
+        order, cumulative = compiled.order, compiled.cumulative
+        backend = order[-1]
+        for i in range(len(order)):  # (an index loop compiles to native code; zip does not)
+            if point < cumulative[i]:
+                backend = order[i]
                 break
         if backend in ejected:
             backend, reason = _replacement(compiled, backend, ejected, point), "ejected"
