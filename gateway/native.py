@@ -58,8 +58,11 @@ PER_REQUEST = (
     "gateway.http.downstream:Request",
     "gateway.http.exchange:Exchange",
     "gateway.http.exchange:Sample",
+    "gateway.http.cycle:NativeCycle",
     "gateway.http.framing:Head",
+    "gateway.http.response:Head",
     "gateway.http.upstream:UpstreamRequest",
+    "gateway.http.upstream_connection:BodyChunks",
     "gateway.http.upstream_connection:PooledResponse",
     "gateway.proxy.admission:Admitted",
     "gateway.proxy.call:Call",
@@ -97,4 +100,4 @@ def loaded(module: ModuleType) -> bool:
     return (module.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES))
 
 
-__all__ = ["MODULES", "ROOT", "builds", "compiled", "loaded", "stale"]
+__all__ = ["MODULES", "PER_REQUEST", "ROOT", "builds", "compiled", "loaded", "stale"]
