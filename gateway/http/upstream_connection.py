@@ -67,12 +67,26 @@ class Connection:
         self.counted = True  # part of the pool's total until dropped
         self.idle_since = 0.0
         self.exchanging = False  # a request holds the connection (from send to release)
-        self.parser = httptools.HttpResponseParser(self)
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
+        self._timer: asyncio.TimerHandle | None = None
+        self.body: collections.deque[bytes] = collections.deque()  # one for every exchange
+        self.head_request = True  # (no parser yet: reset makes one)
+        self.reset()
+
+    def reset(self) -> None:
+        """Ready for the next exchange."""
+        # httptools parses one message after another on a kept-alive connection; only a
+        # HEAD response (whose Content-Length announces no body) leaves it out of step.
+        if self.head_request:
+            self.parser = httptools.HttpResponseParser(self)
         self.status = 0  # set once the final (non-1xx) head is complete
         self.headers: Headers = []
         self.framed = False  # the head has a Content-Length or Transfer-Encoding
         self.head_waiter: asyncio.Future[None] | None = None
-        self.body: collections.deque[bytes] = collections.deque()
+        if self.body:
+            self.body.clear()
         self.buffered = 0
         self.body_waiter: asyncio.Future[None] | None = None
         self.complete = False
@@ -83,34 +97,6 @@ class Connection:
         self.until_close = False  # body delimited by the connection closing (RFC 9112 6.3)
         self.head_bytes = 0  # bytes received while no final head was complete
         self.head_size = 0  # bytes of the header lines parsed (1xx heads included)
-        self.head_lines = 0
-        self._drain: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
-        self._timer: asyncio.TimerHandle | None = None
-
-    def reset(self) -> None:
-        """Ready for the next exchange."""
-        # httptools parses one message after another on a kept-alive connection; only a
-        # HEAD response (whose Content-Length announces no body) leaves it out of step.
-        if self.head_request:
-            self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.headers = []
-        self.framed = False
-        self.head_waiter = None
-        if self.body:
-            self.body.clear()
-        self.buffered = 0
-        self.body_waiter = None
-        self.complete = False
-        self.keep_alive = False
-        self.error = None
-        self.reading_paused = False
-        self.head_request = False
-        self.until_close = False
-        self.head_bytes = 0
-        self.head_size = 0
         self.head_lines = 0
 
     # asyncio protocol -------------------------------------------------
