@@ -121,6 +121,7 @@ class Mirror:
         self._unstored: list[Result] = []
         self._counts: dict[tuple[str, str, str, str, str], int] = {}
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._store_ready = False
 
     # -- configuration -----------------------------------------------------------------
@@ -336,11 +337,20 @@ class Mirror:
 
     def start(self) -> None:
         if self.store is not None and self._writer is None:
+            self._stopping.clear()
             self._writer = spawn(self._write_loop(), name="shadow-results")
 
     async def _write_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
+        """Flush every ``FLUSH_INTERVAL`` until :meth:`stop`, which sets ``_stopping``
+        rather than cancelling, so that a write in progress finishes: a write
+        cancelled in its ``COMMIT`` may or may not be stored, and its batch would be
+        either lost or stored twice."""
+        while not self._stopping.is_set():
+            try:
+                async with asyncio.timeout(FLUSH_INTERVAL):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
             await self.flush()
 
     async def flush(self) -> None:
@@ -385,7 +395,10 @@ class Mirror:
             if pending:
                 await asyncio.wait(pending)
         if self._writer is not None:
-            self._writer.cancel()
+            self._stopping.set()
+            _, late = await asyncio.wait([self._writer], timeout=deadline)
+            for task in late:
+                task.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         await self.flush()

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import aiosqlite
 
 from shadow.store.port import COLUMNS, Result, StoreError, from_row, to_row
-from strangler_events.storage.sqlite import Lazy
+from strangler_events.storage.sqlite import Lazy, immediate
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 SCHEMA = """
@@ -74,16 +74,11 @@ class SqliteResults:
         db = await self._conn()
         marks = ", ".join("?" * len(COLUMNS.split(",")))
         async with translated(), self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(db):
                 await db.executemany(
                     f"INSERT INTO strangler_shadow ({COLUMNS}) VALUES ({marks})",
                     [to_row(r) for r in results],
                 )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
 
     async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
         db = await self._conn()

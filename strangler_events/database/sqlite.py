@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from strangler_events.database.port import DatabaseError
-from strangler_events.storage.sqlite import Lazy
+from strangler_events.storage.sqlite import Lazy, rollback
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 
@@ -60,18 +60,24 @@ class SqliteDatabase:
         async with self._lock:
             try:
                 await db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+            except BaseException as exc:
+                await rollback(db)
+                if isinstance(exc, sqlite3.Error):
+                    raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
+                raise
             tx = _Tx(db)
             try:
                 yield tx
             except BaseException:
-                await db.execute("ROLLBACK")
+                await rollback(db)
                 raise
             try:
                 await db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise DatabaseError(f"SQLite {self.path}: commit failed: {exc}") from exc
+            except BaseException as exc:
+                await rollback(db)
+                if isinstance(exc, sqlite3.Error):
+                    raise DatabaseError(f"SQLite {self.path}: commit failed: {exc}") from exc
+                raise
         for callback in tx.committed:
             callback()
 

@@ -55,7 +55,7 @@ from strangler_events.eventstore.rules import (
     validate_limit,
     validate_snapshot,
 )
-from strangler_events.storage.sqlite import Lazy
+from strangler_events.storage.sqlite import Lazy, immediate
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 from strangler_events.upcast import Upcasters
 
@@ -176,15 +176,10 @@ class SqliteEventStore:
         aggregate = box.aggregate(stream, outbox) if outbox is not None else None
         async with translated(), self._sqlite.lock:
             db = await self._sqlite.get()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(db):
                 result, inserted = await self._append(db, stream, prepared, expected, aggregate)
                 if inserted and self.before_commit is not None:
                     await self.before_commit(stream, result)
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
         return result
 
     async def _append(

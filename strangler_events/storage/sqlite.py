@@ -7,6 +7,9 @@ work side by side across processes, and a busy timeout rather than instant
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import aiosqlite
@@ -36,6 +39,33 @@ async def connect(path: str, synchronous: str | None = None) -> aiosqlite.Connec
         await db.close()
         raise
     return db
+
+
+async def rollback(db: aiosqlite.Connection) -> None:
+    """Roll back whatever transaction is open, if any, for a caller that is already
+    handling an exception (a cancellation included): that exception is the one to
+    propagate.  ``ROLLBACK`` fails with "no transaction is active" when the statement
+    the caller was cancelled in (aiosqlite runs what it has queued) was the ``COMMIT``
+    and it went through, or when ``BEGIN`` itself failed; either way nothing is left
+    to undo, so the error is dropped rather than raised over the original one."""
+    with suppress(sqlite3.Error, ValueError):
+        await db.execute("ROLLBACK")
+
+
+@asynccontextmanager
+async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction; on any exception it is rolled
+    back (see :func:`rollback`) and that exception propagates unchanged.  A caller
+    cancelled during ``COMMIT`` sees the cancellation even though the commit may
+    have gone through, so a cancelled write is "maybe stored", never "stored and
+    reported failed"."""
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        yield
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
 
 
 class Lazy:

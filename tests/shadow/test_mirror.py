@@ -18,6 +18,7 @@ from gateway.http.exchange import Sample
 from gateway.http.upstream import PooledTransport, UpstreamRequest, UpstreamResponse
 from gateway.metrics.registry import Counter, Registry
 from gateway.proxy.proxy import Proxy
+from gateway.tasks import spawn
 from gateway.types import Headers
 from shadow.mirror import Mirror
 from shadow.report import EndpointReport, build
@@ -436,3 +437,57 @@ async def test_a_sample_kept_as_the_last_drain_task_ends_is_still_mirrored() -> 
     shadow.release.set()
     await eventually(lambda: shadow.calls == 2, timeout=5, message="the second sample mirrored")
     await eventually(lambda: lane.waiting == 0, timeout=5, message="the lane drained")
+
+
+class SlowStore:
+    """A result store whose writes wait for ``release``, counting cancelled ones."""
+
+    url = "slow://"
+
+    def __init__(self) -> None:
+        self.batches: list[list[Result]] = []
+        self.adding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled = 0
+        self.closed = False
+
+    async def init(self) -> None:
+        pass
+
+    async def add(self, results: Any) -> None:
+        self.adding.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.batches.append(list(results))
+
+    async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
+        return [r for batch in self.batches for r in batch]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_stop_lets_a_result_write_in_progress_finish_and_stores_it_once() -> None:
+    # Cancelling the writer in the middle of a write (in SQLite: during its COMMIT)
+    # leaves it unknown whether the batch was stored: stop must let the write end.
+    config = parse(LANE_CONFIG)
+    shadow = FakeShadow()
+    shadow.release.set()
+    store = SlowStore()
+    mirror = Mirror(config.backends, Registry(), store, shadow)
+    mirror.start()
+    lane = mirror.lane(config.routes[0], "GET", "/api/items/1", "legacy", True)
+    assert lane is not None
+    lane.submit(sample(1))
+    await asyncio.wait_for(store.adding.wait(), timeout=5)
+    stopping = spawn(mirror.stop(), name="stop")
+    for _ in range(20):  # loop turns, not time: stop runs as far as it will go
+        await asyncio.sleep(0)
+    assert store.cancelled == 0 and not stopping.done()
+    store.release.set()
+    await asyncio.wait_for(stopping, timeout=5)
+    assert [(r.outcome, r.count) for r in await store.results()] == [("compared", 1)]
+    assert store.closed

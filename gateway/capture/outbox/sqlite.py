@@ -28,7 +28,7 @@ from gateway.capture.outbox.port import (
     Status,
 )
 from gateway.capture.rules import Doubt, Event
-from strangler_events.storage.sqlite import Lazy
+from strangler_events.storage.sqlite import Lazy, immediate
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 POLL_INTERVAL = 0.02
@@ -169,8 +169,7 @@ class SqliteOutbox:
     async def append(self, events: Sequence[Event], doubts: Sequence[Doubt] = ()) -> None:
         db = await self._conn()
         async with translated(), self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(db):
                 await db.executemany(
                     "INSERT OR IGNORE INTO strangler_outbox (id, aggregatetype, aggregateid, type,"
                     " payload, occurred_at, headers) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -206,10 +205,6 @@ class SqliteOutbox:
                         for d in doubts
                     ],
                 )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
 
     async def pending(self, limit: int, after: int = 0) -> list[Row]:
         rows = await self._fetch(PENDING, after, limit)
