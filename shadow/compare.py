@@ -30,10 +30,10 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 # Headers that differ between any two responses, or that the gateway itself sets.
-NOISY_HEADERS = frozenset(
+NOISY_HEADERS: Final = frozenset(
     {
         "date",
         "server",
@@ -54,8 +54,8 @@ NOISY_HEADERS = frozenset(
         "tracestate",
     }
 )
-EXCERPT = 40
-VALUE_CHARS = 200
+EXCERPT: Final = 40
+VALUE_CHARS: Final = 200
 
 Json = Any
 Segment = str
@@ -172,7 +172,7 @@ def _headers(
     return out
 
 
-_NOT_JSON = object()
+_NOT_JSON: Final = object()
 
 
 def _parse(body: bytes) -> Json:

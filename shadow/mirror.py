@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from gateway.config import Backend, Route, Shadow
 from gateway.config.spec import SAFE_METHODS
@@ -42,11 +42,11 @@ from shadow.store import FieldDiff, Result, ResultStore, StoreError, hashed
 
 log = logging.getLogger("strangler.shadow")
 
-MARK = b"x-strangler-shadow"
-DRY_RUN = b"x-strangler-dry-run"
-FLUSH_INTERVAL = 0.5
-MAX_UNSTORED = 10_000  # results kept while the store is down; older ones are dropped
-LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MARK: Final = b"x-strangler-shadow"
+DRY_RUN: Final = b"x-strangler-dry-run"
+FLUSH_INTERVAL: Final = 0.5
+MAX_UNSTORED: Final = 10_000  # results kept while the store is down; older ones are dropped
+LATENCY_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass(eq=False)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Final
 
-SCALE = 100_000  # percent in thousandths
+SCALE: Final = 100_000  # percent in thousandths
 
 
 class Sampler:
@@ -37,7 +38,7 @@ class Sampler:
         return (n + 1) * q // SCALE > n * q // SCALE
 
 
-_ID = re.compile(
+_ID: Final = re.compile(
     r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|[0-9a-fA-F]{16,}|(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{20,}"
 )

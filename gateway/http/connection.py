@@ -25,7 +25,7 @@ holds no cycle, no buffer and no future.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from gateway.http.cycle import NativeCycle
 from gateway.http.downstream import Request
@@ -34,7 +34,7 @@ from gateway.http.head import refusal_response
 from gateway.http.llhttp import Llhttp
 
 #: request body bytes buffered, unread by the handler, before reading pauses
-HIGH_WATER = 65536
+HIGH_WATER: Final = 65536
 
 
 class Server(Protocol):

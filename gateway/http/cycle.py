@@ -89,7 +89,9 @@ class NativeCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def run(self, handler: Handler) -> None:
+    async def run(self, handler: Handler, running: set[asyncio.Task[None]]) -> None:
+        """Answer with ``handler``, as a task that is in ``running`` until it ends (it
+        leaves the set itself: a done callback would cost the loop a call per request)."""
         try:
             await handler(self.request, self)
         except BaseException as exc:
@@ -102,6 +104,8 @@ class NativeCycle:
                     "response to %s %r left incomplete", self.request.method, self.request.target
                 )
                 self._conn.transport.close()
+        finally:
+            running.discard(asyncio.current_task())
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, UpstreamError):

@@ -29,7 +29,7 @@ body framing, or a refusal with a status.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -79,8 +79,12 @@ class Head:
         self.http10 = http10
 
 
-_PLAIN, _WEBSOCKET, _TUNNEL = 0, 1, 2
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+_PLAIN: Final = 0
+_WEBSOCKET: Final = 1
+_TUNNEL: Final = 2
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+}
 
 
 def is_websocket(headers: Headers) -> bool:

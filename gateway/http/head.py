@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from http import HTTPStatus
+from typing import Final
 
 from gateway.types import Headers
 from strangler_events.origin import MARKERS as _MARKER_NAMES
@@ -49,7 +50,7 @@ NOTED = frozenset({b"host", b"transfer-encoding", b"content-length", b"expect"})
 #: timeout and an unsupported version; Envoy closes after a 431
 CLOSES = frozenset({400, 408, 413, 414, 431, 500, 501, 505})
 
-_HOST_FORBIDDEN = re.compile(rb"[\x00-\x20\x7f/\\]|\.\.")
+_HOST_FORBIDDEN: Final = re.compile(rb"[\x00-\x20\x7f/\\]|\.\.")
 
 
 class Refusal(Exception):
@@ -85,7 +86,7 @@ def check(version: str, noted: Headers, connect: bool = False) -> None:
         raise Refusal(400, "CONNECT request with a body")
 
 
-_checked: dict[bytes, bool] = {}
+_checked: Final[dict[bytes, bool]] = {}
 
 
 def valid_host(value: bytes) -> bool:

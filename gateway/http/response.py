@@ -11,12 +11,13 @@ no chunked coding).  Both decide whether the connection stays open after the res
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Final
 
 from gateway.http.head import CLOSES
 from gateway.types import Headers
 
 #: statuses whose responses never have a body
-NO_BODY = frozenset({204, 304})
+NO_BODY: Final = frozenset({204, 304})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 ERROR_500 = (
@@ -25,11 +26,11 @@ ERROR_500 = (
 )
 
 #: how a response body is delimited
-LENGTH = 0  # by a Content-Length (the handler's, or the server's for a whole body)
-CHUNKED = 1  # by chunked transfer coding
-UNTIL_CLOSE = 2  # by closing the connection (HTTP/1.0 clients)
+LENGTH: Final = 0  # by a Content-Length (the handler's, or the server's for a whole body)
+CHUNKED: Final = 1  # by chunked transfer coding
+UNTIL_CLOSE: Final = 2  # by closing the connection (HTTP/1.0 clients)
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
     for status in HTTPStatus
 }

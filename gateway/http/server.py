@@ -26,7 +26,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 from gateway.http.connection import Connection
 from gateway.http.cycle import Handler, NativeCycle
@@ -35,7 +35,7 @@ from gateway.http.framing import Limits
 from gateway.http.websocket import App, WebSocketSession
 
 log = logging.getLogger("strangler.protocol")
-SWEEP_INTERVAL = 1.0
+SWEEP_INTERVAL: Final = 1.0
 
 
 def _ignore(status: int) -> None:
@@ -92,9 +92,7 @@ class Server:
 
     def run(self, cycle: NativeCycle) -> None:
         """Answer ``cycle`` with the handler (called by its connection)."""
-        task = self.loop.create_task(cycle.run(self.handler))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(self.loop.create_task(cycle.run(self.handler, self.tasks)))
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:
         """A WebSocket handshake: the connection becomes a session served by the app."""

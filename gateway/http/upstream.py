@@ -20,7 +20,7 @@ import collections
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from gateway.http.response import header_lines
 from gateway.http.upstream_connection import Connection, HeadLimits, PooledResponse
@@ -56,10 +56,10 @@ __all__ = [
 # Idle connections older than this are not reused: a backend closing an idle keep-alive
 # connection while we send on it looks like a reset, which is unsafe to retry for writes.
 # uvicorn's default keep-alive is 5 s, nginx's 75 s.
-IDLE_REUSE_LIMIT = 4.0
+IDLE_REUSE_LIMIT: Final = 4.0
 #: methods whose empty body goes without a Content-Length
-_NO_BODY_METHODS = frozenset({b"GET", b"HEAD", b"DELETE", b"OPTIONS"})
-MAX_PENDING = 1024  # requests waiting for a connection to one backend (Envoy's default)
+_NO_BODY_METHODS: Final = frozenset({b"GET", b"HEAD", b"DELETE", b"OPTIONS"})
+MAX_PENDING: Final = 1024  # requests waiting for a connection to one backend (Envoy's default)
 
 
 @dataclass(slots=True, init=False)

@@ -15,7 +15,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -28,9 +28,9 @@ from gateway.http.upstream_errors import (
 )
 from gateway.types import Headers
 
-_HIGH_WATER = 256 * 1024  # response bytes buffered before we stop reading the backend
-_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
-_TIMER_SLACK = 0.001  # a timer firing this early (clock granularity) counts as on time
+_HIGH_WATER: Final = 256 * 1024  # response bytes buffered before we stop reading the backend
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
+_TIMER_SLACK: Final = 0.001  # a timer firing this early (clock granularity) counts as on time
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import parse_qsl
 
 from gateway.http.downstream import Request
@@ -105,9 +106,9 @@ def admit(gen: Generation, request: Request, draw: float, ejected: frozenset[str
     return Admitted(decision, path, length, chunked, limit)
 
 
-_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"cookie"})
-_NORMAL_SIZE = 4096  # raw paths whose normal form is remembered
-_normals: dict[bytes, str] = {}
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding", b"cookie"})
+_NORMAL_SIZE: Final = 4096  # raw paths whose normal form is remembered
+_normals: Final[dict[bytes, str]] = {}
 
 
 def _normal(raw_path: bytes) -> str:

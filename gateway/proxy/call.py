@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.http.downstream import Request, Responder
 from gateway.http.exchange import Exchange
@@ -64,7 +65,7 @@ class Call:
         self.start = start
 
 
-_METHOD_BYTES = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")}
+_METHOD_BYTES: Final = {m: m.encode() for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")}
 
 
 def target_of(base_path: str, call: Call) -> bytes:

@@ -15,10 +15,11 @@ import ipaddress
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.types import Headers
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -30,12 +31,12 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Re-made by the upstream transport (framing) or answered by our own server.
-_REFRAMED = frozenset({b"content-length", b"expect"})
-_FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+_REFRAMED: Final = frozenset({b"content-length", b"expect"})
+_FORWARDED: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
 # Other headers that claim to say who the client is: believed (passed on) only from a
 # trusted proxy, as nginx's real_ip module and Envoy's xff_num_trusted_hops do; from
 # anyone else they are dropped, so a backend never takes a client's word for its address.
-_CLAIMS = frozenset({b"forwarded", b"x-real-ip", b"true-client-ip", b"x-client-ip"})
+_CLAIMS: Final = frozenset({b"forwarded", b"x-real-ip", b"true-client-ip", b"x-client-ip"})
 
 
 def new_request_id() -> bytes:
@@ -43,7 +44,7 @@ def new_request_id() -> bytes:
     return b"%032x" % random.getrandbits(128)
 
 
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -100,9 +101,14 @@ class Outgoing:
         self.host = host
 
 
-_DROP, _HOST, _CLAIM, _FORWARD, _REQUEST_ID, _CONNECTION = range(6)
+_DROP: Final = 0
+_HOST: Final = 1
+_CLAIM: Final = 2
+_FORWARD: Final = 3
+_REQUEST_ID: Final = 4
+_CONNECTION: Final = 5
 #: what the fast path of :func:`request_headers` does with a header, by name (absent: kept)
-_ACTION: dict[bytes, int] = {
+_ACTION: Final[dict[bytes, int]] = {
     **{n: _DROP for n in HOP_BY_HOP | _REFRAMED},
     b"connection": _CONNECTION,
     b"host": _HOST,

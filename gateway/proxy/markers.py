@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import replace
+from typing import Final
 
 from gateway.http.downstream import Request
 from gateway.http.head import MARKERS
 from gateway.types import Headers
 from strangler_events.origin import ORIGIN_TOKEN_HEADER, PROVEN
 
-_TOKEN = ORIGIN_TOKEN_HEADER.encode()
-_PROVEN = frozenset(name.encode() for name in PROVEN)
-_NONE: frozenset[bytes] = frozenset()
+_TOKEN: Final = ORIGIN_TOKEN_HEADER.encode()
+_PROVEN: Final = frozenset(name.encode() for name in PROVEN)
+_NONE: Final[frozenset[bytes]] = frozenset()
 
 
 def proven(headers: Headers, token: bytes | None) -> bool:

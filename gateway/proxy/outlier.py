@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.config import Outlier
 
-DEFAULT = Outlier()
+DEFAULT: Final = Outlier()
 
 
 @dataclass(slots=True)

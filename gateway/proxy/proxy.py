@@ -19,6 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Final
 
 from gateway.http.downstream import (
     AsgiResponder,
@@ -50,9 +51,9 @@ from gateway.proxy.ports import Capture, CaptureTicket, Hook, Mirror, MirrorLane
 from gateway.proxy.retry import FALLBACK_STATUSES, Attempt, next_step
 from gateway.types import Headers
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-_COOKIE_ATTRIBUTES = "Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
-_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_COOKIE_ATTRIBUTES: Final = "Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
+_STATUS_CLASS: Final = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 class Proxy:

@@ -15,14 +15,15 @@ refused-stream and reset):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.config import Retries
 from gateway.http.upstream_errors import UpstreamError
 
-FALLBACK_STATUSES = frozenset({502, 503, 504})
+FALLBACK_STATUSES: Final = frozenset({502, 503, 504})
 
 # Which ``retries.on`` conditions cover an error kind.
-_ERROR_CONDITIONS = {
+_ERROR_CONDITIONS: Final = {
     "connect-failure": frozenset({"connect-failure", "refused-stream"}),
     "reset": frozenset({"reset"}),
     "timeout": frozenset({"5xx", "gateway-error", "504"}),

@@ -16,14 +16,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from gateway.config import Config, Match, Route
 from gateway.config.model import path_matches
 from gateway.proxy.paths import normalise, routing_path, variants
 
-HASH_SPACE = 2**64
-_MEMO_SIZE = 4096  # raw paths whose route a table remembers
-MEMO_PATH_BYTES = 512  # longer paths are not remembered (a memo's memory stays bounded)
+HASH_SPACE: Final = 2**64
+_MEMO_SIZE: Final = 4096  # raw paths whose route a table remembers
+MEMO_PATH_BYTES: Final = 512  # longer paths are not remembered (a memo's memory stays bounded)
 
 
 class Refused(Exception):
@@ -100,7 +101,7 @@ class _Compiled:
     sticky: str | None  # the sticky header's name, lower-cased
 
 
-_points: dict[str, int] = {}
+_points: Final[dict[str, int]] = {}
 
 
 def sticky_point(key: str) -> int:
