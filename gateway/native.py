@@ -23,8 +23,10 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 
 #: the request path: framing, the connection, the proxy's decisions, the upstream client,
-#: and the shadow mirror's sampling and comparison
+#: the shadow mirror's sampling and comparison, and the configuration values they all
+#: read (compiled, a field is a struct read rather than a slot lookup by name)
 MODULES = (
+    "gateway/config/model.py",
     "gateway/http/connection.py",
     "gateway/http/cycle.py",
     "gateway/http/downstream.py",

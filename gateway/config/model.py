@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gateway.config.spec import (
@@ -47,6 +47,17 @@ PLACEHOLDER = re.compile(r"\{([^{}/]*)\}")
 LEGACY_NAME = "legacy"
 
 
+class Value:
+    """The base of the configuration's frozen values: they pickle and deep-copy through
+    their constructor.  Compiled (``gateway/native.py``), a class's own state restore
+    would assign each field, which a frozen dataclass refuses."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+
+
 def legacy_backends(marked: Mapping[str, bool]) -> frozenset[str]:
     """The legacy system's backends: those marked ``legacy: true``, else the one named
     'legacy', else none.  ``marked`` maps each backend name to its ``legacy`` flag."""
@@ -57,7 +68,7 @@ def legacy_backends(marked: Mapping[str, bool]) -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class ValueMatch:
+class ValueMatch(Value):
     """How one header or query parameter must look: exactly one of the fields is set."""
 
     exact: str | None = None
@@ -79,7 +90,7 @@ class ValueMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Match(Value):
     kind: str  # "prefix" | "exact" | "regex"
     path: str  # the prefix, the exact path, or the regex source
     prefix_mode: str = MATCH.default_of("prefix_mode")
@@ -134,7 +145,7 @@ def match_of(spec: Mapping[str, Any] | None) -> Match:
 
 
 @dataclass(frozen=True, slots=True)
-class Outlier:
+class Outlier(Value):
     consecutive_failures: int = OUTLIER.default_of("consecutive_failures")
     base_ejection: float = OUTLIER.default_of("base_ejection")
     max_ejection: float = OUTLIER.default_of("max_ejection")
@@ -142,7 +153,7 @@ class Outlier:
 
 
 @dataclass(frozen=True, slots=True)
-class Backend:
+class Backend(Value):
     name: str
     url: str
     host: str
@@ -161,21 +172,21 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
-class Retries:
+class Retries(Value):
     attempts: int = RETRIES.default_of("attempts")
     on: frozenset[str] = frozenset(RETRIES.default_of("on"))
     per_try_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Noise:
+class Noise(Value):
     secondary: bool = NOISE.default_of("secondary")
     relative_threshold: float = NOISE.default_of("relative_threshold")
     absolute_threshold: float = NOISE.default_of("absolute_threshold")
 
 
 @dataclass(frozen=True, slots=True)
-class Shadow:
+class Shadow(Value):
     backend: str
     percent: float = SHADOW.default_of("percent")
     methods: frozenset[str] = frozenset(SHADOW.default_of("methods"))
@@ -191,7 +202,7 @@ class Shadow:
 
 
 @dataclass(frozen=True, slots=True)
-class Capture:
+class Capture(Value):
     method: str
     path: str
     event: str
@@ -204,7 +215,7 @@ class Capture:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class Step(Value):
     """One rollout step: the new backend's weight, whether an operator approves it first,
     and its own interval (None: the rollout's)."""
 
@@ -214,7 +225,7 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class Gates:
+class Gates(Value):
     """What a step must show before the next: fractions (0.01 is 1%); None turns a gate off."""
 
     error_rate_max: float | None = ERROR_RATE.default_of("max")
@@ -225,7 +236,7 @@ class Gates:
 
 
 @dataclass(frozen=True, slots=True)
-class Rollout:
+class Rollout(Value):
     """A route's progressive rollout (the ``rollout:`` block)."""
 
     backend: str
@@ -242,7 +253,7 @@ class Rollout:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Route(Value):
     name: str
     match: Match
     split: tuple[tuple[str, int], ...]
@@ -264,7 +275,7 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class ProxySettings:
+class ProxySettings(Value):
     trusted_proxies: tuple[str, ...] = tuple(PROXY.default_of("trusted_proxies"))
     route_header: str = PROXY.default_of("route_header")
     backend_header: str = PROXY.default_of("backend_header")
@@ -279,7 +290,7 @@ class ProxySettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
+class Config(Value):
     source: str
     listen: tuple[str, int]
     admin_listen: tuple[str, int]

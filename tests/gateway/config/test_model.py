@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from textwrap import dedent
 from typing import Any
 
@@ -133,6 +135,29 @@ def test_the_drift_check_can_fail() -> None:
         "Drifting.attempts = 3, spec says 2",
         "Drifting.invented = 'x' has no spec default",
     ]
+
+
+def test_a_configuration_pickles_and_deep_copies_to_an_equal_one() -> None:
+    # Compiled, the frozen values cannot restore their state field by field: they
+    # round-trip through their constructor (model.Value.__reduce__).
+    config = parse(
+        dedent("""\
+        version: 1
+        backends: {legacy: {url: "http://127.0.0.1:1"}, v2: {url: "http://127.0.0.1:2"}}
+        routes:
+          - name: r
+            match: {prefix: /api, headers: {x-v: {exact: "2"}}}
+            split: {legacy: 90, v2: 10}
+            retries: {attempts: 1}
+            shadow: {backend: v2, noise: {secondary: true}}
+        """)
+    )
+    for again in (pickle.loads(pickle.dumps(config)), copy.deepcopy(config)):
+        assert again == config and again is not config
+        assert again.routes[0].retries == Retries(attempts=1)
+        assert again.raw == config.raw and again.raw is not config.raw
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.routes[0].retries.attempts = 5  # type: ignore[misc]
 
 
 def test_defaults_are_fresh_copies() -> None:
