@@ -311,9 +311,9 @@ def report(entries: list[Entry]) -> None:
     )
     print(
         f"| entry | rps c{hi} | vs nginx-2w | p50 ms c{hi} | p99 ms c{hi} | CPU µs/req c{hi} "
-        f"| rps c{lo} | p50 ms c{lo} | added p50 µs c{lo} | errors |"
+        f"| rps c{lo} | p50 ms c{lo} | added p50 µs c{lo} | CPU µs/req c{lo} | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     out = {}
     for e in entries:
         rps = e.median(hi, "rps")
@@ -324,12 +324,25 @@ def report(entries: list[Entry]) -> None:
         print(
             f"| {e.name} | {rps:,.0f} | {ratio} | {e.median(hi, 'p50'):.2f} | "
             f"{e.median(hi, 'p99'):.2f} | {cpu:.0f} | {e.median(lo, 'rps'):,.0f} | "
-            f"{e.median(lo, 'p50'):.3f} | {added:+.0f} | {errors} |"
+            f"{e.median(lo, 'p50'):.3f} | {added:+.0f} | {e.median(lo, 'cpu_us'):.0f} | {errors} |"
         )
         out[e.name] = {str(c): [r.__dict__ for r in runs] for c, runs in e.results.items()}
     print()
     for e in entries:
         print(f"- **{e.name}**: {e.what}")
+    print("\nPer round (each round runs every entry back to back):\n")
+    for e in entries:
+        if e is direct:
+            continue
+        added_by_round = [
+            (r.p50 - d.p50) * 1000 for r, d in zip(e.results[lo], direct.results[lo], strict=True)
+        ]
+        line = f"- **{e.name}**: added p50 c{lo} " + ", ".join(f"{a:+.0f}" for a in added_by_round)
+        if nginx and e is not nginx:
+            ratios = [r.rps / n.rps for r, n in zip(e.results[hi], nginx.results[hi], strict=True)]
+            line += f"; vs nginx-2w c{hi} " + ", ".join(f"{x:.0%}" for x in ratios)
+            line += f" (median {statistics.median(ratios):.0%})"
+        print(line)
     if any(e.memory for e in entries):
         print("\nIdle keep-alive client connections, RSS delta per worker:\n")
         for e in entries:
