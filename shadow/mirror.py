@@ -396,11 +396,13 @@ class Mirror:
                 await asyncio.wait(pending)
         if self._writer is not None:
             self._stopping.set()
-            _, late = await asyncio.wait([self._writer], timeout=deadline)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
+            try:
+                _, late = await asyncio.wait([self._writer], timeout=deadline)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
+            finally:
+                self._writer = None
         await self.flush()
         await self.transport.aclose()
         if self.store is not None:

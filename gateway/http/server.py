@@ -137,8 +137,12 @@ class Server:
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 break
-            await asyncio.wait(list(self.tasks), timeout=remaining)
+            done, _ = await asyncio.wait(list(self.tasks), timeout=remaining)
+            # A task leaves the set as its coroutine ends; one cancelled before its first
+            # step never ran its coroutine, so it is dropped here.
+            self.tasks.difference_update(done)
         for task in list(self.tasks):
+            task.add_done_callback(self.tasks.discard)  # it may end without having run
             task.cancel()
         for session in list(self.sessions):
             session.close()

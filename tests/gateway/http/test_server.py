@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.http.downstream import ClientGone, Request, Responder
+from gateway.http.server import Server
 from gateway.tasks import spawn
 from tests.eventually import eventually
 from tests.gateway.http.wire import Site, Tap, converse, open_site, read_response, served
@@ -344,6 +345,30 @@ async def test_drain_finishes_requests_in_flight_closes_idle_ones_and_stops_acce
         await asyncio.wait_for(drained, 5)
         idle_writer.close()
         busy_writer.close()
+
+
+async def test_drain_drops_a_request_task_cancelled_before_its_first_step() -> None:
+    # A request's task leaves server.tasks as its coroutine ends; one cancelled before
+    # it ever ran never enters its coroutine, so drain must drop it itself instead of
+    # waiting on it (a done task: asyncio.wait returns at once) until the grace ends.
+    async def handler(request: Request, io: Responder) -> None:
+        await io.respond(200, [], b"")
+
+    async def request_task() -> None:
+        raise AssertionError("never runs")
+
+    server = Server(handler)
+    server.loop = asyncio.get_running_loop()
+    never = spawn(request_task(), name="request")
+    server.tasks.add(never)
+    never.cancel()
+    await asyncio.wait_for(server.drain(grace=60), 5)
+    assert never.cancelled() and not server.tasks
+    # and one drain itself cancels at its deadline before it ran leaves the set too
+    late = spawn(request_task(), name="request")
+    server.tasks.add(late)
+    await server.drain(grace=0)
+    await eventually(lambda: late.cancelled() and not server.tasks)
 
 
 async def test_a_handler_waiting_for_a_stalled_body_is_answered_408() -> None:
