@@ -394,15 +394,13 @@ class Mirror:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        if self._writer is not None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
             self._stopping.set()
-            try:
-                _, late = await asyncio.wait([self._writer], timeout=deadline)
-                for task in late:
-                    task.cancel()
-                await asyncio.gather(self._writer, return_exceptions=True)
-            finally:
-                self._writer = None
+            _, late = await asyncio.wait([writer], timeout=deadline)
+            if late:
+                writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         await self.flush()
         await self.transport.aclose()
         if self.store is not None:

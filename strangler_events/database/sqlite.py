@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from strangler_events.database.port import DatabaseError
-from strangler_events.storage.sqlite import Lazy, rollback
+from strangler_events.storage.sqlite import Lazy, immediate
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 
@@ -58,26 +58,18 @@ class SqliteDatabase:
     async def transaction(self) -> AsyncIterator[_Tx]:
         db = await self._conn()
         async with self._lock:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-            except BaseException as exc:
-                await rollback(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise DatabaseError(f"SQLite {self.path}: {exc}") from exc
-                raise
             tx = _Tx(db)
+            stage = "begin"  # the body's own errors pass through as they are
             try:
-                yield tx
-            except BaseException:
-                await rollback(db)
-                raise
-            try:
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                await rollback(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise DatabaseError(f"SQLite {self.path}: commit failed: {exc}") from exc
-                raise
+                async with immediate(db):
+                    stage = "body"
+                    yield tx
+                    stage = "commit"
+            except sqlite3.Error as exc:
+                if stage == "body":
+                    raise
+                failed = "commit failed: " if stage == "commit" else ""
+                raise DatabaseError(f"SQLite {self.path}: {failed}{exc}") from exc
         for callback in tx.committed:
             callback()
 
