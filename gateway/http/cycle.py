@@ -64,6 +64,7 @@ class NativeCycle:
         "request",
         "response_complete",
         "response_started",
+        "task",
         "waiting_since",
     )
 
@@ -82,6 +83,9 @@ class NativeCycle:
         self._framing = response.LENGTH
         self._waiter: asyncio.Future[None] | None = None
         self.waiting_since = 0.0  # loop time the handler began waiting for body; 0 if not
+        # the task running the handler (set by the server as it creates it): found here,
+        # not by asyncio.current_task(), which costs a getpid() system call per request
+        self.task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Body arrived, the body ended, or the client left: a waiting read goes on."""
@@ -105,7 +109,7 @@ class NativeCycle:
                 )
                 self._conn.transport.close()
         finally:
-            running.discard(asyncio.current_task())
+            running.discard(self.task or asyncio.current_task())
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, UpstreamError):

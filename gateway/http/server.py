@@ -92,7 +92,8 @@ class Server:
 
     def run(self, cycle: NativeCycle) -> None:
         """Answer ``cycle`` with the handler (called by its connection)."""
-        self.tasks.add(self.loop.create_task(cycle.run(self.handler, self.tasks)))
+        task = cycle.task = self.loop.create_task(cycle.run(self.handler, self.tasks))
+        self.tasks.add(task)
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:
         """A WebSocket handshake: the connection becomes a session served by the app."""
