@@ -20,7 +20,7 @@ from gateway.metrics.registry import Counter, Registry
 from gateway.proxy.proxy import Proxy
 from gateway.tasks import spawn
 from gateway.types import Headers
-from shadow.mirror import Mirror
+from shadow.mirror import SHED_FOLD, Mirror
 from shadow.report import EndpointReport, build
 from shadow.store import Result, open_store
 from tests.eventually import eventually
@@ -128,7 +128,10 @@ async def test_identical_backends_match_completely(tmp_path: Path) -> None:
     seen_legacy: Seen = []
     seen_v2: Seen = []
     with serving(item_app(seen_legacy), item_app(seen_v2)) as (legacy, v2):
-        with gateway(routes(tmp_path, legacy.url, v2.url, "")) as (server, proxy):
+        # room for every sample: were the shadow side to fall behind (it shares the
+        # test's process), the lane would shed some, as designed, and compare fewer
+        shadow = ", queue: 200"
+        with gateway(routes(tmp_path, legacy.url, v2.url, shadow)) as (server, proxy):
             replies = await fire(server.port, gets(200), concurrency=8)
             rows = await results(tmp_path, 200)
             assert comparisons(proxy).get(("items", "match")) == 200
@@ -491,3 +494,31 @@ async def test_stop_lets_a_result_write_in_progress_finish_and_stores_it_once() 
     await asyncio.wait_for(stopping, timeout=5)
     assert [(r.outcome, r.count) for r in await store.results()] == [("compared", 1)]
     assert store.closed
+
+
+async def test_shed_samples_are_counted_by_endpoint_and_those_not_yet_counted_stay_bounded() -> (
+    None
+):
+    # A shed sample is only listed on the request's turn; the list is counted at flush,
+    # or as it reaches SHED_FOLD, so a store that holds flushes up cannot grow it.
+    config = parse(LANE_CONFIG.replace("concurrency: 4, queue: 100", "concurrency: 1, queue: 1"))
+    shadow = FakeShadow()  # never answers: the lane stays full
+    store = SlowStore()
+    store.release.set()
+    mirror = Mirror(config.backends, Registry(), store, shadow)
+    route = config.routes[0]
+    for n in (1, 2):  # one sample in flight, one queued: the lane is full
+        lane = mirror.lane(route, "GET", f"/api/items/{n}", "legacy", True)
+        assert lane is not None
+        lane.submit(sample(n))
+    total = SHED_FOLD * 2 + 100
+    longest = 0
+    for n in range(total):
+        path = f"/api/items/{n}" if n % 2 else f"/api/items/{n}/parts"
+        assert mirror.lane(route, "GET", path, "legacy", True) is None
+        longest = max(longest, len(mirror._shed))
+    assert longest < SHED_FOLD
+    await mirror.flush()
+    shed = {r.endpoint: r.count for r in await store.results() if r.outcome == "shed"}
+    assert shed == {"/api/items/{id}": total // 2, "/api/items/{id}/parts": total - total // 2}
+    assert mirror.comparisons.get(("items", "shed")) == total
