@@ -10,7 +10,8 @@ connections on ``GET /api/x``:
 * ``nginx-2w``: nginx reverse proxy, 2 workers (reference);
 * ``shadow-off``: ``strangler run --workers 2``, the route without a shadow block;
 * ``shadow-100``: the same route shadowing 100% of requests to a backend that
-  answers every request in 200 ms (a Python server in this script).
+  answers every request in 200 ms (a bare asyncio server in this script, about as
+  lean as the nginx upstream; the CPU it takes from the same two CPUs is reported).
 
 Runs are interleaved in alternating order (A B C C B A ...).  Bar: shadow-100 rps
 >= 95% and p99 <= 110% of shadow-off; the report gives the ratio of the medians and
@@ -32,12 +33,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.run import (  # noqa: E402
     BODY,
+    CLK,
     CONNS,
     DURATION,
     HOST,
@@ -47,6 +50,7 @@ from bench.run import (  # noqa: E402
     nginx_conf,
     start,
     stop,
+    tree_ticks,
     wait_http,
     wrk,
 )
@@ -56,25 +60,54 @@ REPS = int(os.environ.get("REPS", "6"))
 HI = max(CONNS)
 
 
+class _Slow(asyncio.Protocol):
+    """One connection to the slow backend: every request is answered after DELAY seconds."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import httptools
+
+        self.loop = loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        self.loop.call_later(DELAY, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(SLOW_RESPONSE)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+SLOW_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+    % (len(BODY), BODY.encode())
+)
+
+
 def slow_backend(port: int) -> None:
-    """Answer every request with BODY after DELAY seconds (run in its own process)."""
-    import uvicorn
+    """Answer every request with BODY after DELAY seconds (run in its own process).
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
-        if scope["type"] != "http":
-            return
-        await asyncio.sleep(DELAY)
-        body = BODY.encode()
-        await send(  # type: ignore[operator]
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+    A bare asyncio protocol, as lean as the nginx upstream: the backend shares this
+    machine's two CPUs with the gateway, and what it spends per mirrored request is no
+    cost of shadowing (a real shadow backend runs elsewhere).  Its CPU is reported."""
+    import uvloop
 
-    uvicorn.run(app, host=HOST, port=port, log_level="warning", loop="uvloop")
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Slow(loop), HOST, port, backlog=4096)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(serve())
 
 
 def gateway_conf(run: Path, name: str, port: int, admin: int, up: int, shadow: int) -> Path:
@@ -129,6 +162,7 @@ def main() -> int:
     ]
     counts: dict[str, float] = {}
     admins: dict[str, int] = {}
+    slow_ticks = 0  # the shadow backend's CPU over the shadow-100 rounds
     try:
         wait_http(f"http://{HOST}:{up_port}/api/x")
         wait_http(f"http://{HOST}:{slow_port}/api/x")
@@ -151,7 +185,10 @@ def main() -> int:
             for entry in entries if rep % 2 == 0 else entries[::-1]:
                 print(f"{entry.name} c{HI} run {rep + 1}/{REPS}", file=sys.stderr, flush=True)
                 pid = entry.proc.pid if entry.proc else None
+                before = tree_ticks(slow.pid)
                 entry.results[HI].append(wrk(entry.port, HI, DURATION, pid))
+                if entry.name == "shadow-100":
+                    slow_ticks += tree_ticks(slow.pid) - before
         time.sleep(1.5)  # let workers publish their last metrics snapshot
         counts = shadow_counts(admins["shadow-100"])
     finally:
@@ -160,11 +197,11 @@ def main() -> int:
         stop(slow)
         stop(upstream)
         shutil.rmtree(run, ignore_errors=True)
-    report(entries, counts)
+    report(entries, counts, slow_ticks / CLK / (REPS * DURATION))
     return 0
 
 
-def report(entries: list[Entry], counts: dict[str, float]) -> None:
+def report(entries: list[Entry], counts: dict[str, float], slow_cpu: float) -> None:
     by = {e.name: e for e in entries}
     off, on = by["shadow-off"], by["shadow-100"]
     print(f"\n# strangler shadow benchmark {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -209,6 +246,7 @@ def report(entries: list[Entry], counts: dict[str, float]) -> None:
     if total:
         shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items()))
         print(f"shadow samples over the shadow-100 runs (incl. warm-up): {shown}")
+    print(f"shadow backend CPU during the shadow-100 rounds: {slow_cpu:.1%} of one CPU")
 
 
 if __name__ == "__main__":
