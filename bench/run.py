@@ -9,7 +9,10 @@ Upstream: nginx with one worker answering ``GET /api/x`` with 1 KiB of JSON.
 Entries: ``direct`` (wrk straight to the upstream), ``nginx-2w`` (nginx proxy, 2
 workers, keep-alive upstream pool), ``strangler-1w`` and ``strangler-2w``
 (``strangler run --workers N`` with a method/prefix routing rule ahead, the
-request taking a sticky weighted route keyed by a header, metrics on).
+request taking a sticky weighted route keyed by a header, metrics on), and for
+reference ``floor-task-2w`` and ``floor-callback-2w``: ``bench/floor.py``, a bare
+Python forwarder with nothing but pooled forwarding, with a task per request as the
+gateway runs one, and without (what the runtime itself costs on this machine).
 
 All entries run side by side.  For each connection count (64, then 4): a warm-up of
 each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in turn
@@ -248,6 +251,8 @@ def main() -> int:
         Entry("nginx-2w", "nginx reverse proxy, 2 workers, keep-alive pool"),
         Entry("strangler-1w", "strangler run --workers 1 (routing rule, sticky route, metrics)"),
         Entry("strangler-2w", "strangler run --workers 2 (routing rule, sticky route, metrics)"),
+        Entry("floor-task-2w", "bench/floor.py, 2 workers: a bare forwarder, a task per request"),
+        Entry("floor-callback-2w", "bench/floor.py, 2 workers: a bare forwarder, no task"),
     ]
     entries = [e for e in entries if not ONLY or e.name in ONLY or e.name == "direct"]
     try:
@@ -263,6 +268,11 @@ def main() -> int:
                 conf = gateway_conf(run, entry.port, admin, up_port)
                 entry.proc = start([strangler, "run", "-c", str(conf), "--workers", workers])
                 wait_http(f"http://{HOST}:{admin}/readyz")
+            elif entry.name.startswith("floor"):
+                entry.port = free_port()
+                mode = entry.name.split("-")[1]
+                floor = [sys.executable, str(HERE / "floor.py"), str(entry.port), str(up_port)]
+                entry.proc = start([*floor, "2", mode])
             wait_http(f"http://{HOST}:{entry.port}/api/x")
         # Interleaved (A B C A B C ...): drift on a shared machine hits every entry alike.
         for conns in CONNS:
@@ -294,7 +304,7 @@ def idle_memory(entries: list[Entry]) -> None:
     from bench.memory import IDLE_CONNS, measure
 
     for entry in entries:
-        if entry.proc is not None:
+        if entry.proc is not None and not entry.name.startswith("floor"):
             print(f"{entry.name} {IDLE_CONNS} idle connections", file=sys.stderr, flush=True)
             entry.memory = measure(entry.port, entry.proc.pid).describe()
 
