@@ -145,18 +145,20 @@ class Client(asyncio.Protocol):
             backend.transport.write(request)
 
     async def forward(self, request: bytes) -> None:
-        backend = await self.pool.take()
-        if backend.transport is None:
-            return
-        if not self.task_mode:
-            backend.client = self
-            backend.transport.write(request)
-            return
-        answered = backend.answered = self.pool.loop.create_future()
-        backend.transport.write(request)
         try:
+            backend = await self.pool.take()
+            if backend.transport is None:
+                raise ConnectionError("upstream closed")
+            if not self.task_mode:
+                backend.client = self
+                backend.transport.write(request)
+                return
+            answered = backend.answered = self.pool.loop.create_future()
+            backend.transport.write(request)
             answer = await answered
-        except ConnectionError:
+        except OSError:  # no answer will come: the client must not wait for one
+            if self.transport is not None:
+                self.transport.close()
             return
         if self.transport is not None:
             self.transport.write(answer)

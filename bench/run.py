@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Proxy benchmark: the gateway side by side with nginx, in one run, against one upstream.
 
-    make bench                       # everything (about 12 minutes)
+    make bench                       # everything (about 8 minutes)
     DURATION=5 REPS=1 make bench     # quicker, noisier
     ONLY=direct,nginx-2w,strangler-2w make bench
 
