@@ -234,6 +234,27 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+def start_entry(entry: Entry, run: Path, up_port: int) -> None:
+    """Start ``entry``'s process (direct has none) and wait until it answers."""
+    if entry.name == "nginx-2w":
+        entry.port = free_port()
+        conf = nginx_conf(run, "proxy", 2, entry.port, None, up_port)
+        entry.proc = start(["nginx", "-c", str(conf)])
+    elif entry.name.startswith("strangler"):
+        strangler = shutil.which("strangler") or str(Path(sys.executable).parent / "strangler")
+        entry.port, admin = free_port(), free_port()
+        workers = entry.name[-2]
+        conf = gateway_conf(run, entry.port, admin, up_port)
+        entry.proc = start([strangler, "run", "-c", str(conf), "--workers", workers])
+        wait_http(f"http://{HOST}:{admin}/readyz")
+    elif entry.name.startswith("floor"):
+        entry.port = free_port()
+        mode = entry.name.split("-")[1]
+        floor = [sys.executable, str(HERE / "floor.py"), str(entry.port), str(up_port)]
+        entry.proc = start([*floor, "2", mode])
+    wait_http(f"http://{HOST}:{entry.port}/api/x")
+
+
 def main() -> int:
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -242,7 +263,6 @@ def main() -> int:
             )
             return 2
     raise_fd_limit()
-    strangler = shutil.which("strangler") or str(Path(sys.executable).parent / "strangler")
     run = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
     up_port = free_port()
     upstream = start(["nginx", "-c", str(nginx_conf(run, "upstream", 1, up_port, BODY, None))])
@@ -258,22 +278,7 @@ def main() -> int:
     try:
         wait_http(f"http://{HOST}:{up_port}/api/x")
         for entry in entries:
-            if entry.name == "nginx-2w":
-                entry.port = free_port()
-                conf = nginx_conf(run, "proxy", 2, entry.port, None, up_port)
-                entry.proc = start(["nginx", "-c", str(conf)])
-            elif entry.name.startswith("strangler"):
-                entry.port, admin = free_port(), free_port()
-                workers = entry.name[-2]
-                conf = gateway_conf(run, entry.port, admin, up_port)
-                entry.proc = start([strangler, "run", "-c", str(conf), "--workers", workers])
-                wait_http(f"http://{HOST}:{admin}/readyz")
-            elif entry.name.startswith("floor"):
-                entry.port = free_port()
-                mode = entry.name.split("-")[1]
-                floor = [sys.executable, str(HERE / "floor.py"), str(entry.port), str(up_port)]
-                entry.proc = start([*floor, "2", mode])
-            wait_http(f"http://{HOST}:{entry.port}/api/x")
+            start_entry(entry, run, up_port)
         # Interleaved (A B C A B C ...): drift on a shared machine hits every entry alike.
         for conns in CONNS:
             for entry in entries:
