@@ -175,10 +175,12 @@ class Mirror:
     def skip(self, lane: Lane, method: str, path: str, reason: str) -> None:
         self._count(lane.route, method, path, "skipped", reason)
 
-    def _count(self, route: str, method: str, path: str, outcome: str, reason: str) -> None:
+    def _count(
+        self, route: str, method: str, path: str, outcome: str, reason: str, n: int = 1
+    ) -> None:
         # Metrics and endpoints are updated at flush.
         key = (route, method, path, outcome, reason)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        self._counts[key] = self._counts.get(key, 0) + n
 
     def _shed_one(self, route: str, method: str, path: str) -> None:
         # The hot path of a shed sample (under load, nearly every request): a list append,
@@ -192,10 +194,8 @@ class Mirror:
 
     def _fold_shed(self) -> None:
         shed, self._shed = self._shed, []
-        counts = self._counts
         for (route, method, path), n in Counter(shed).items():
-            key = (route, method, path, "shed", "queue-full")
-            counts[key] = counts.get(key, 0) + n
+            self._count(route, method, path, "shed", "queue-full", n)
 
     def submit(self, lane: Lane, sample: Sample) -> None:
         """Mirror ``sample`` in the background (shed when the lane filled up meanwhile).
