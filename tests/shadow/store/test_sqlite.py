@@ -1,13 +1,18 @@
-"""The SQLite result store: URL parsing and error translation."""
+"""The SQLite result store: URL parsing, error translation, and writes that start no
+thread and wait only briefly for another process's lock (the contract every adapter
+meets is in test_port.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from shadow.store import StoreError
-from shadow.store.sqlite import SqliteResults, sqlite_path
+from shadow.store import Result, StoreError
+from shadow.store.sqlite import WRITE_BUSY_MS, SqliteResults, sqlite_path
 
 
 def test_paths() -> None:
@@ -29,4 +34,52 @@ async def test_results_before_init_is_a_store_error_naming_the_table(tmp_path: P
     store = SqliteResults(f"sqlite:///{tmp_path}/empty.db")
     with pytest.raises(StoreError, match="strangler_shadow"):
         await store.results()
+    await store.close()
+
+
+def result(at: float, route: str = "api") -> Result:
+    return Result(at, route, "GET", "/x", "compared", request_id=f"r{at:g}")
+
+
+async def test_writes_start_no_thread(tmp_path: Path) -> None:
+    # A gateway worker only ever writes: with no second thread in the process, glibc
+    # keeps its single-threaded fast paths for every proxied request.
+    store = SqliteResults(f"sqlite:///{tmp_path}/w.db")
+    threads = set(threading.enumerate())
+    await store.init()
+    await store.add([result(1.0), result(2.0, "other")])
+    await store.add([result(3.0)])
+    assert set(threading.enumerate()) <= threads  # (one left from another test may end)
+    assert [(r.at, r.route) for r in await store.results()] == [
+        (1.0, "api"),
+        (2.0, "other"),
+        (3.0, "api"),
+    ]
+    assert [r.at for r in await store.results(since=2.0, route="api")] == [3.0]
+    await store.close()
+
+
+async def test_a_write_locked_out_fails_fast_and_loses_nothing_stored(tmp_path: Path) -> None:
+    store = SqliteResults(f"sqlite:///{tmp_path}/locked.db")
+    await store.init()
+    await store.add([result(1.0)])
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StoreError, match="SQLite shadow store: database is locked"):
+        await store.add([result(2.0)])
+    assert loop.time() - started < 10 * WRITE_BUSY_MS / 1000  # not the 5 s readers wait
+    other.execute("ROLLBACK")
+    other.close()
+    await store.add([result(2.0)])  # the batch a flush kept for later
+    assert [r.at for r in await store.results()] == [1.0, 2.0]
+    await store.close()
+
+
+async def test_an_in_memory_store_reads_what_it_wrote() -> None:
+    store = SqliteResults("sqlite:///")
+    await store.init()
+    await store.add([result(1.0)])
+    assert [r.request_id for r in await store.results()] == ["r1"]
     await store.close()
