@@ -21,13 +21,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
-from pathlib import Path
 from typing import Final
 
 import aiosqlite
 
 from shadow.store.port import COLUMNS, Result, StoreError, from_row, to_row
-from strangler_events.storage.sqlite import Lazy
+from strangler_events.storage.sqlite import Lazy, connect_now
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 WRITE_BUSY_MS: Final = 100  # a flush blocks its worker's event loop at most this long
@@ -90,16 +89,7 @@ class SqliteResults:
 
     def _write_conn(self) -> sqlite3.Connection:
         if self._writer is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=WRITE_BUSY_MS / 1000, isolation_level=None)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-            except BaseException:
-                db.close()
-                raise
-            self._writer = db
+            self._writer = connect_now(self.path, WRITE_BUSY_MS, "NORMAL")
         return self._writer
 
     async def init(self) -> None:

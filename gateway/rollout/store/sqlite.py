@@ -1,21 +1,32 @@
 """The embedded SQLite rollout store (opened by the toolkit's SQLite seam, WAL so every
 worker process reads it while the supervisor writes).  Replica counters are stamped
-with this machine's clock."""
+with this machine's clock.
+
+What a gateway worker calls (:meth:`SqliteRollouts.init` and the reads, once a second
+from :mod:`gateway.rollout.follower`) runs on the caller's thread through a plain
+``sqlite3`` connection, waiting at most ``READ_BUSY_MS`` for a lock: a worker that starts
+no thread keeps glibc's single-threaded fast paths (see
+:func:`strangler_events.storage.sqlite.connect_now`).  Writes (the supervisor's driver)
+go through aiosqlite.  An in-memory database (``sqlite:///``) is one connection, so there
+everything goes through aiosqlite."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Final
 
 import aiosqlite
 
 from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import State
 from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
-from strangler_events.storage.sqlite import Lazy, sqlite_path
+from strangler_events.storage.sqlite import Lazy, connect_now, sqlite_path
+
+READ_BUSY_MS: Final = 100  # a worker's read blocks its event loop at most this long
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_rollout (
@@ -41,9 +52,15 @@ CREATE TABLE IF NOT EXISTS strangler_rollout_counters (
 
 @asynccontextmanager
 async def translated() -> AsyncIterator[None]:
+    with translated_now():
+        yield
+
+
+@contextmanager
+def translated_now() -> Iterator[None]:
     try:
         yield
-    except (sqlite3.Error, ValueError) as exc:
+    except (sqlite3.Error, ValueError, OSError) as exc:
         raise StoreError(f"SQLite rollout store: {exc}") from exc
 
 
@@ -55,12 +72,26 @@ class SqliteRollouts:
         except ValueError as exc:
             raise StoreError(str(exc)) from None
         self._sqlite = Lazy(self.path)
+        self._reader: sqlite3.Connection | None = None
 
     async def _conn(self) -> aiosqlite.Connection:
         async with translated():
             return await self._sqlite.get()
 
+    def _now(self) -> sqlite3.Connection | None:
+        """The caller's-thread connection; None for an in-memory database."""
+        if self.path == ":memory:":
+            return None
+        if self._reader is None:
+            self._reader = connect_now(self.path, READ_BUSY_MS)
+        return self._reader
+
     async def init(self) -> None:
+        with translated_now():
+            now = self._now()
+            if now is not None:
+                now.executescript(SCHEMA)
+                return
         db = await self._conn()
         async with translated(), self._sqlite.lock:
             await db.executescript(SCHEMA)
@@ -72,13 +103,17 @@ class SqliteRollouts:
         return await self._select(None)
 
     async def _select(self, route: str | None) -> dict[str, tuple[State, int]]:
-        db = await self._conn()
         sql = "SELECT route, version, state FROM strangler_rollout"
         args: tuple[str, ...] = ()
         if route is not None:
             sql, args = sql + " WHERE route = ?", (route,)
-        async with translated(), self._sqlite.lock:
-            rows = await (await db.execute(sql, args)).fetchall()
+        with translated_now():
+            now = self._now()
+            rows = None if now is None else now.execute(sql, args).fetchall()
+        if rows is None:
+            db = await self._conn()
+            async with translated(), self._sqlite.lock:
+                rows = list(await (await db.execute(sql, args)).fetchall())
         return {r[0]: (State.from_json(json.loads(r[2])), int(r[1])) for r in rows}
 
     async def put(self, state: State, version: int) -> int:
@@ -163,4 +198,7 @@ class SqliteRollouts:
         return {str(r[0]): Counts.from_json(json.loads(r[1])) for r in rows}
 
     async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
         await self._sqlite.close()
