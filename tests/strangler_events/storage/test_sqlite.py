@@ -11,7 +11,13 @@ import aiosqlite
 import pytest
 
 from gateway.tasks import spawn
-from strangler_events.storage.sqlite import Lazy, connect, immediate, sqlite_path
+from strangler_events.storage.sqlite import (
+    Lazy,
+    connect,
+    connect_now,
+    immediate,
+    sqlite_path,
+)
 
 
 def test_urls() -> None:
@@ -131,3 +137,13 @@ async def test_an_error_in_the_transaction_rolls_it_back_and_propagates(tmp_path
         assert rows is not None and rows[0] == 0 and not db.in_transaction
     finally:
         await db.close()
+
+
+def test_connect_now_makes_the_directory_and_uses_wal(tmp_path: Path) -> None:
+    db = connect_now(str(tmp_path / "deeper" / "now.db"), 100, "NORMAL")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert db.execute("PRAGMA busy_timeout").fetchone() == (100,)
+    finally:
+        db.close()

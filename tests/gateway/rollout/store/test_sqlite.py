@@ -3,6 +3,7 @@ no thread (the contract every adapter meets is in test_port.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -41,6 +42,23 @@ async def test_a_workers_reads_start_no_thread_and_see_the_supervisors_writes(
     assert await supervisor.put(State("orders", "v3"), 1) == 2
     assert await worker.get("orders") == (State("orders", "v3"), 2)
     assert await supervisor.get("orders") == (State("orders", "v3"), 2)
+    await worker.close()
+    await supervisor.close()
+
+
+async def test_a_worker_starts_following_while_the_supervisor_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    supervisor = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
+    await supervisor.init()
+    assert await supervisor.put(State("orders", "v2"), 0) == 1
+    writing = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    writing.execute("BEGIN IMMEDIATE")
+    worker = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
+    await worker.init()  # the schema is there: nothing to create, no lock to wait for
+    assert await worker.all() == {"orders": (State("orders", "v2"), 1)}
+    writing.execute("ROLLBACK")
+    writing.close()
     await worker.close()
     await supervisor.close()
 
