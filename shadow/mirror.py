@@ -46,6 +46,7 @@ MARK: Final = b"x-strangler-shadow"
 DRY_RUN: Final = b"x-strangler-dry-run"
 FLUSH_INTERVAL: Final = 0.5
 MAX_UNSTORED: Final = 10_000  # results kept while the store is down; older ones are dropped
+FLUSH_MAX: Final = 1_000  # results per write: an embedded store's write runs on the loop
 SHED_FOLD: Final = 1024  # shed samples listed before they are counted (bounds the list)
 LATENCY_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -363,17 +364,24 @@ class Mirror:
         """Flush every ``FLUSH_INTERVAL`` until :meth:`stop`, which sets ``_stopping``
         rather than cancelling, so that a write in progress finishes: a write
         cancelled in its ``COMMIT`` may or may not be stored, and its batch would be
-        either lost or stored twice."""
+        either lost or stored twice.  A backlog of ``FLUSH_MAX`` or more (after the store
+        was down, or faster than one write per interval takes) is written one batch per
+        loop turn, with the requests waiting in between, rather than in one long write."""
+        backlog = False
         while not self._stopping.is_set():
-            try:
-                async with asyncio.timeout(FLUSH_INTERVAL):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
-            await self.flush()
+            if backlog:
+                await asyncio.sleep(0)
+            else:
+                try:
+                    async with asyncio.timeout(FLUSH_INTERVAL):
+                        await self._stopping.wait()
+                except TimeoutError:
+                    pass
+            backlog = await self.flush() and len(self._unstored) >= FLUSH_MAX
 
-    async def flush(self) -> None:
-        """Store what finished since the last flush (kept for later if the store is down)."""
+    async def flush(self) -> bool:
+        """Store up to ``FLUSH_MAX`` of the results that finished (kept for later if the
+        store is down); True when a batch was stored."""
         if self._shed:
             self._fold_shed()
         if self._counts:
@@ -387,17 +395,19 @@ class Mirror:
             for (route, method, endpoint, outcome, reason), n in by_endpoint.items():
                 self._keep(Result(now, route, method, endpoint, outcome, count=n, reason=reason))
         if self.store is None or not self._unstored:
-            return
-        batch, self._unstored = self._unstored, []
+            return False
+        batch, self._unstored = self._unstored[:FLUSH_MAX], self._unstored[FLUSH_MAX:]
         try:
             if not self._store_ready:
                 await self.store.init()
                 self._store_ready = True
             await self.store.add(batch)
         except StoreError as exc:
-            log.error("shadow results not stored yet (%d waiting): %s", len(batch), exc)
             self._unstored[:0] = batch
+            log.error("shadow results not stored yet (%d waiting): %s", len(self._unstored), exc)
             self._keep_bound()
+            return False
+        return True
 
     def _keep_bound(self) -> None:
         if len(self._unstored) > MAX_UNSTORED:
@@ -422,7 +432,8 @@ class Mirror:
             if late:
                 writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
-        await self.flush()
+        while await self.flush() and self._unstored:
+            pass  # all of it, one batch at a time, until a write fails
         await self.transport.aclose()
         if self.store is not None:
             await self.store.close()

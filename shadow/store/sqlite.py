@@ -5,10 +5,12 @@ workers call) go through a plain ``sqlite3`` connection on the caller's thread: 
 one short ``BEGIN IMMEDIATE`` ... ``COMMIT`` every half second, WAL with
 ``synchronous=NORMAL`` (no fsync per commit), waiting at most ``WRITE_BUSY_MS`` for another
 process's write lock before it fails and the mirror keeps the batch for the next flush.
-A worker that starts no thread keeps glibc's single-threaded fast paths: once a process
-has a second thread, every ``read``, ``write`` and ``malloc`` takes the multi-threaded
-route, and aiosqlite's thread cost a worker about 2 µs of CPU per proxied request (5%)
-even when it only wrote a few rows a second.
+The statements themselves also run on the loop: a flush of the mirror's batch (at most
+``shadow.mirror.FLUSH_MAX`` results), and, each time the WAL passes SQLite's
+auto-checkpoint size (about 4 MB of results), the checkpoint with its fsyncs.
+A worker starts no thread for it: aiosqlite's thread cost a worker about 2 µs of CPU per
+proxied request (5%) even when it only wrote a few rows a second (see
+:func:`strangler_events.storage.sqlite.connect_now`).
 
 Reads (:meth:`SqliteResults.results`: the dashboard and the rollout gates, in the
 supervisor) go through aiosqlite, opened by the toolkit's SQLite seam, so that a large
@@ -29,7 +31,7 @@ from shadow.store.port import COLUMNS, Result, StoreError, from_row, to_row
 from strangler_events.storage.sqlite import Lazy, connect_now
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
-WRITE_BUSY_MS: Final = 100  # a flush blocks its worker's event loop at most this long
+WRITE_BUSY_MS: Final = 100  # how long a flush waits for another process's write lock
 MARKS: Final = ", ".join("?" * len(COLUMNS.split(",")))
 INSERT: Final = f"INSERT INTO strangler_shadow ({COLUMNS}) VALUES ({MARKS})"
 
@@ -75,7 +77,8 @@ async def translated() -> AsyncIterator[None]:
 def translated_now() -> Iterator[None]:
     try:
         yield
-    except (sqlite3.Error, ValueError, OSError) as exc:
+    except (sqlite3.Error, ValueError, OSError, TypeError, OverflowError) as exc:
+        # TypeError and OverflowError: a value SQLite cannot bind (the batch is kept)
         raise StoreError(f"SQLite shadow store: {exc}") from exc
 
 
@@ -109,6 +112,9 @@ class SqliteResults:
             except BaseException:
                 with suppress(sqlite3.Error):  # nothing to undo when BEGIN or COMMIT failed
                     db.execute("ROLLBACK")
+                if db.in_transaction:  # ROLLBACK failed: never keep the write lock
+                    self._writer = None
+                    db.close()
                 raise
 
     async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
@@ -132,6 +138,9 @@ class SqliteResults:
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        await self._sqlite.close()
+        try:
+            if writer is not None:
+                with translated_now():
+                    writer.close()
+        finally:
+            await self._sqlite.close()

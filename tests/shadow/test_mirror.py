@@ -20,7 +20,7 @@ from gateway.metrics.registry import Counter, Registry
 from gateway.proxy.proxy import Proxy
 from gateway.tasks import spawn
 from gateway.types import Headers
-from shadow.mirror import SHED_FOLD, Mirror
+from shadow.mirror import FLUSH_MAX, SHED_FOLD, Mirror
 from shadow.report import EndpointReport, build
 from shadow.store import Result, open_store
 from tests.eventually import eventually
@@ -494,6 +494,29 @@ async def test_stop_lets_a_result_write_in_progress_finish_and_stores_it_once() 
     await asyncio.wait_for(stopping, timeout=5)
     assert [(r.outcome, r.count) for r in await store.results()] == [("compared", 1)]
     assert store.closed
+
+
+async def test_a_backlog_is_written_a_batch_per_loop_turn_and_all_of_it_at_stop() -> None:
+    # An embedded store writes on the event loop: no write takes more than FLUSH_MAX
+    # results, and a backlog goes out one batch per loop turn, not one per interval.
+    config = parse(LANE_CONFIG)
+    store = SlowStore()
+    store.release.set()
+    mirror = Mirror(config.backends, Registry(), store, FakeShadow())
+    backlog = [Result(float(n), "api", "GET", "/api/items/{id}", "compared") for n in range(5000)]
+    for result in backlog[:3500]:
+        mirror._keep(result)
+    mirror.start()
+    await eventually(lambda: store.batches, timeout=5, message="the first flush")
+    for _ in range(20):  # loop turns, not time: FLUSH_INTERVAL is 0.5 s
+        await asyncio.sleep(0)
+    # less than a batch left: it waits for the next interval, like any other result
+    assert [len(b) for b in store.batches] == [FLUSH_MAX, FLUSH_MAX, FLUSH_MAX]
+    for result in backlog[3500:]:
+        mirror._keep(result)
+    await mirror.stop()  # the rest, however much, one batch at a time
+    assert [len(b) for b in store.batches][3:] == [FLUSH_MAX, FLUSH_MAX]
+    assert [r.at for b in store.batches for r in b] == [r.at for r in backlog]
 
 
 async def test_shed_samples_are_counted_by_endpoint_and_those_not_yet_counted_stay_bounded() -> (

@@ -4,11 +4,10 @@ with this machine's clock.
 
 What a gateway worker calls (:meth:`SqliteRollouts.init` and the reads, once a second
 from :mod:`gateway.rollout.follower`) runs on the caller's thread through a plain
-``sqlite3`` connection, waiting at most ``READ_BUSY_MS`` for a lock: a worker that starts
-no thread keeps glibc's single-threaded fast paths (see
-:func:`strangler_events.storage.sqlite.connect_now`).  Writes (the supervisor's driver)
-go through aiosqlite.  An in-memory database (``sqlite:///``) is one connection, so there
-everything goes through aiosqlite."""
+``sqlite3`` connection, waiting at most ``READ_BUSY_MS`` for a lock, so that a worker
+starts no thread for it (see :func:`strangler_events.storage.sqlite.connect_now`).
+Writes (the supervisor's driver) go through aiosqlite.  An in-memory database
+(``sqlite:///``) is one connection, so there everything goes through aiosqlite."""
 
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from gateway.rollout.machine import State
 from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
 from strangler_events.storage.sqlite import Lazy, connect_now, sqlite_path
 
-READ_BUSY_MS: Final = 100  # a worker's read blocks its event loop at most this long
+READ_BUSY_MS: Final = 100  # how long a worker's read waits for a lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_rollout (
@@ -199,6 +198,9 @@ class SqliteRollouts:
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
-        await self._sqlite.close()
+        try:
+            if reader is not None:
+                with translated_now():
+                    reader.close()
+        finally:
+            await self._sqlite.close()

@@ -83,3 +83,21 @@ async def test_an_in_memory_store_reads_what_it_wrote() -> None:
     await store.add([result(1.0)])
     assert [r.request_id for r in await store.results()] == ["r1"]
     await store.close()
+
+
+async def test_a_write_that_fails_midway_is_rolled_back_and_the_next_one_goes_in(
+    tmp_path: Path,
+) -> None:
+    store = SqliteResults(f"sqlite:///{tmp_path}/midway.db")
+    await store.init()
+    other = sqlite3.connect(tmp_path / "midway.db", isolation_level=None)
+    other.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON strangler_shadow WHEN NEW.route = 'bad'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    other.close()
+    with pytest.raises(StoreError, match="refused by a trigger"):
+        await store.add([result(1.0), result(2.0, "bad")])
+    await store.add([result(3.0)])  # no transaction was left open
+    assert [r.at for r in await store.results()] == [3.0]  # the whole batch or none of it
+    await store.close()
