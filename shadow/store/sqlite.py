@@ -28,7 +28,7 @@ from typing import Final
 import aiosqlite
 
 from shadow.store.port import COLUMNS, Result, StoreError, from_row, to_row
-from strangler_events.storage.sqlite import Lazy, connect_now
+from strangler_events.storage.sqlite import Lazy, LazyNow
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 WRITE_BUSY_MS: Final = 100  # how long a flush waits for another process's write lock
@@ -88,23 +88,18 @@ class SqliteResults:
         self.path = sqlite_path(url)
         self._sqlite = Lazy(self.path, "NORMAL")
         self._lock = self._sqlite.lock
-        self._writer: sqlite3.Connection | None = None
-
-    def _write_conn(self) -> sqlite3.Connection:
-        if self._writer is None:
-            self._writer = connect_now(self.path, WRITE_BUSY_MS, "NORMAL")
-        return self._writer
+        self._writer = LazyNow(self.path, WRITE_BUSY_MS, "NORMAL")
 
     async def init(self) -> None:
         with translated_now():
-            self._write_conn().executescript(SCHEMA)
+            self._writer.get().executescript(SCHEMA)
 
     async def add(self, results: Sequence[Result]) -> None:
         if not results:
             return
         rows = [to_row(r) for r in results]
         with translated_now():
-            db = self._write_conn()
+            db = self._writer.get()
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(INSERT, rows)
@@ -113,8 +108,7 @@ class SqliteResults:
                 with suppress(sqlite3.Error):  # nothing to undo when BEGIN or COMMIT failed
                     db.execute("ROLLBACK")
                 if db.in_transaction:  # ROLLBACK failed: never keep the write lock
-                    self._writer = None
-                    db.close()
+                    self._writer.close()
                 raise
 
     async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
@@ -126,7 +120,7 @@ class SqliteResults:
         sql += " ORDER BY at, n"
         if self.path == ":memory:":
             with translated_now():
-                return [from_row(row) for row in self._write_conn().execute(sql, args)]
+                return [from_row(row) for row in self._writer.get().execute(sql, args)]
         db = await self._conn()
         async with translated(), self._lock:
             cursor = await db.execute(sql, args)
@@ -137,10 +131,8 @@ class SqliteResults:
             return await self._sqlite.get()
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
         try:
-            if writer is not None:
-                with translated_now():
-                    writer.close()
+            with translated_now():
+                self._writer.close()
         finally:
             await self._sqlite.close()

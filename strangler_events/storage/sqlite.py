@@ -110,3 +110,24 @@ class Lazy:
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
+
+
+class LazyNow:
+    """:class:`Lazy` for a :func:`connect_now` connection: opened on first use, on the
+    caller's thread (so no lock: its statements never interleave)."""
+
+    def __init__(self, path: str, busy_ms: int, synchronous: str | None = None) -> None:
+        self.path = path
+        self.busy_ms = busy_ms
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+
+    def get(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = connect_now(self.path, self.busy_ms, self.synchronous)
+        return self._db
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()

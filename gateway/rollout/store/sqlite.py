@@ -23,7 +23,7 @@ import aiosqlite
 from gateway.rollout.evidence import Counts
 from gateway.rollout.machine import State
 from gateway.rollout.store.port import COUNTERS_RETENTION, Conflict, StoreError
-from strangler_events.storage.sqlite import Lazy, connect_now, sqlite_path
+from strangler_events.storage.sqlite import Lazy, LazyNow, sqlite_path
 
 READ_BUSY_MS: Final = 100  # how long a worker's read waits for a lock
 
@@ -71,7 +71,7 @@ class SqliteRollouts:
         except ValueError as exc:
             raise StoreError(str(exc)) from None
         self._sqlite = Lazy(self.path)
-        self._reader: sqlite3.Connection | None = None
+        self._reader = LazyNow(self.path, READ_BUSY_MS)
 
     async def _conn(self) -> aiosqlite.Connection:
         async with translated():
@@ -79,11 +79,7 @@ class SqliteRollouts:
 
     def _now(self) -> sqlite3.Connection | None:
         """The caller's-thread connection; None for an in-memory database."""
-        if self.path == ":memory:":
-            return None
-        if self._reader is None:
-            self._reader = connect_now(self.path, READ_BUSY_MS)
-        return self._reader
+        return None if self.path == ":memory:" else self._reader.get()
 
     async def init(self) -> None:
         with translated_now():
@@ -197,10 +193,8 @@ class SqliteRollouts:
         return {str(r[0]): Counts.from_json(json.loads(r[1])) for r in rows}
 
     async def close(self) -> None:
-        reader, self._reader = self._reader, None
         try:
-            if reader is not None:
-                with translated_now():
-                    reader.close()
+            with translated_now():
+                self._reader.close()
         finally:
             await self._sqlite.close()
