@@ -14,6 +14,10 @@ reference ``floor-task-2w`` and ``floor-callback-2w``: ``bench/floor.py``, a bar
 Python forwarder with nothing but pooled forwarding, with a task per request as the
 gateway runs one, and without (what the runtime itself costs on this machine).
 
+With ``BASE=<checkout>``, the entry ``base-2w`` runs ``strangler run --workers 2`` from
+that checkout (its native build made there) beside this one: an A/B of a change, in the
+same rounds.
+
 All entries run side by side.  For each connection count (64, then 4): a warm-up of
 each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in turn
 (interleaved, so that drift on a shared machine hits all of them alike); the table
@@ -52,6 +56,7 @@ WARMUP = int(os.environ.get("WARMUP", "3"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,4").split(",")]
 ONLY = [e for e in os.environ.get("ONLY", "").split(",") if e]
 MEMORY = os.environ.get("MEMORY", "1") != "0"
+BASE = os.environ.get("BASE", "")  # another checkout, run beside as base-2w
 CLK = os.sysconf("SC_CLK_TCK")
 BODY = json.dumps({"id": 12345, "name": "bench", "pad": "x" * 990})[:1024]
 
@@ -217,9 +222,13 @@ routes:
     return conf
 
 
-def start(cmd: list[str]) -> subprocess.Popen[bytes]:
+def start(cmd: list[str], cwd: str | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=cwd,
     )
 
 
@@ -240,12 +249,17 @@ def start_entry(entry: Entry, run: Path, up_port: int) -> None:
         entry.port = free_port()
         conf = nginx_conf(run, "proxy", 2, entry.port, None, up_port)
         entry.proc = start(["nginx", "-c", str(conf)])
-    elif entry.name.startswith("strangler"):
+    elif entry.name.startswith(("strangler", "base")):
         strangler = shutil.which("strangler") or str(Path(sys.executable).parent / "strangler")
+        strangler = os.path.abspath(strangler)
         entry.port, admin = free_port(), free_port()
         workers = entry.name[-2]
         conf = gateway_conf(run, entry.port, admin, up_port)
-        entry.proc = start([strangler, "run", "-c", str(conf), "--workers", workers])
+        cmd = [strangler, "run", "-c", str(conf), "--workers", workers]
+        if entry.name.startswith("base"):  # the same command, importing the other checkout
+            code = "import sys; from gateway.cli import main; sys.exit(main())"
+            cmd = [sys.executable, "-c", code, *cmd[1:]]
+        entry.proc = start(cmd, cwd=BASE if entry.name.startswith("base") else None)
         wait_http(f"http://{HOST}:{admin}/readyz")
     elif entry.name.startswith("floor"):
         entry.port = free_port()
@@ -274,6 +288,8 @@ def main() -> int:
         Entry("floor-task-2w", "bench/floor.py, 2 workers: a bare forwarder, a task per request"),
         Entry("floor-callback-2w", "bench/floor.py, 2 workers: a bare forwarder, no task"),
     ]
+    if BASE:
+        entries.append(Entry("base-2w", f"strangler run --workers 2 from {BASE}"))
     entries = [e for e in entries if not ONLY or e.name in ONLY or e.name == "direct"]
     try:
         wait_http(f"http://{HOST}:{up_port}/api/x")
