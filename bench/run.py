@@ -256,10 +256,11 @@ def start_entry(entry: Entry, run: Path, up_port: int) -> None:
         workers = entry.name[-2]
         conf = gateway_conf(run, entry.port, admin, up_port)
         cmd = [strangler, "run", "-c", str(conf), "--workers", workers]
+        cwd = None
         if entry.name.startswith("base"):  # the same command, importing the other checkout
             code = "import sys; from gateway.cli import main; sys.exit(main())"
-            cmd = [sys.executable, "-c", code, *cmd[1:]]
-        entry.proc = start(cmd, cwd=BASE if entry.name.startswith("base") else None)
+            cmd, cwd = [sys.executable, "-c", code, *cmd[1:]], BASE
+        entry.proc = start(cmd, cwd=cwd)
         wait_http(f"http://{HOST}:{admin}/readyz")
     elif entry.name.startswith("floor"):
         entry.port = free_port()

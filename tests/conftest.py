@@ -25,16 +25,19 @@ SERVICE_FIXTURES = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to test compiled modules older than their sources (gateway/native.py).
-
-    A shell that starts the suite in the background (``cmd &`` without job control)
+def _heed_sigint() -> None:
+    """A shell that starts the suite in the background (``cmd &`` without job control)
     starts it with SIGINT ignored, and a process started with a signal ignored passes
     that on to its children: the demo and the CLIs the tests stop with Ctrl-C would not
     stop.  The tests run with Python's own SIGINT handler, as from a terminal (what a
     process sets a handler for, its children start with at the default)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test compiled modules older than their sources (gateway/native.py)."""
+    _heed_sigint()
     from gateway.native import stale
 
     outdated = stale()

@@ -26,12 +26,18 @@ async def test_reading_before_init_names_the_table(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_a_workers_reads_start_no_thread_and_see_the_supervisors_writes(
-    tmp_path: Path,
-) -> None:
+async def _supervisor_with_orders_at_v2(tmp_path: Path) -> SqliteRollouts:
+    """The supervisor's store at ``tmp_path/r.db``, with one write: orders at v2."""
     supervisor = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
     await supervisor.init()
     assert await supervisor.put(State("orders", "v2"), 0) == 1
+    return supervisor
+
+
+async def test_a_workers_reads_start_no_thread_and_see_the_supervisors_writes(
+    tmp_path: Path,
+) -> None:
+    supervisor = await _supervisor_with_orders_at_v2(tmp_path)
     worker = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
     threads = set(threading.enumerate())
     await worker.init()  # what the follower calls: init, then all() once a second
@@ -49,9 +55,7 @@ async def test_a_workers_reads_start_no_thread_and_see_the_supervisors_writes(
 async def test_a_worker_starts_following_while_the_supervisor_holds_the_write_lock(
     tmp_path: Path,
 ) -> None:
-    supervisor = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
-    await supervisor.init()
-    assert await supervisor.put(State("orders", "v2"), 0) == 1
+    supervisor = await _supervisor_with_orders_at_v2(tmp_path)
     writing = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
     writing.execute("BEGIN IMMEDIATE")
     worker = SqliteRollouts(f"sqlite:///{tmp_path}/r.db")
