@@ -2,7 +2,7 @@
 """Shadow benchmark: does mirroring to a slow backend cost the real traffic anything?
 
     make bench-shadow                # or: .venv/bin/python bench/shadow.py
-    DURATION=5 REPS=1 make bench-shadow
+    DURATION=3 REPS=2 make bench-shadow
 
 In one run, against one upstream (nginx, 1 worker, 1 KiB JSON), wrk at 64
 connections on ``GET /api/x``:
@@ -42,7 +42,6 @@ from bench.run import (  # noqa: E402
     BODY,
     CLK,
     CONNS,
-    DURATION,
     HOST,
     WARMUP,
     Entry,
@@ -56,7 +55,12 @@ from bench.run import (  # noqa: E402
 )
 
 DELAY = float(os.environ.get("SHADOW_DELAY", "0.2"))
-REPS = int(os.environ.get("REPS", "6"))
+# Many short rounds rather than a few long ones: this machine's speed drifts by 10% and
+# more within a minute (10-second rounds' ratios ranged from 88% to 114% in one run), more
+# than shadowing costs.  Pairs of 5-second runs are closer in time, and twenty rounds take
+# as long as ten of 10 seconds.
+DURATION = int(os.environ.get("DURATION", "5"))
+REPS = int(os.environ.get("REPS", "20"))
 HI = max(CONNS)
 
 
@@ -236,17 +240,25 @@ def report(entries: list[Entry], counts: dict[str, float], slow_cpu: float) -> N
     p99_paired = statistics.median(paired["p99"])
     print(
         f"\nrps shadow-100 / shadow-off: {rps:.1%} of medians, {rps_paired:.1%} median of "
-        "rounds (bar >= 95%)"
+        f"rounds (bar >= 95%); rounds {spread(paired['rps'])}"
     )
     print(
         f"p99 shadow-100 / shadow-off: {p99:.1%} of medians, {p99_paired:.1%} median of "
-        "rounds (bar <= 110%)"
+        f"rounds (bar <= 110%); rounds {spread(paired['p99'])}"
     )
     total = sum(counts.values())
     if total:
         shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items()))
         print(f"shadow samples over the shadow-100 runs (incl. warm-up): {shown}")
     print(f"shadow backend CPU during the shadow-100 rounds: {slow_cpu:.1%} of one CPU")
+
+
+def spread(ratios: list[float]) -> str:
+    """The rounds' lowest, quartiles and highest ratio."""
+    if len(ratios) < 2:
+        return f"{ratios[0]:.1%}"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"{min(ratios):.1%} / {q1:.1%} - {q3:.1%} / {max(ratios):.1%} (min / quartiles / max)"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -47,7 +47,7 @@ DRY_RUN: Final = b"x-strangler-dry-run"
 FLUSH_INTERVAL: Final = 0.5
 MAX_UNSTORED: Final = 10_000  # results kept while the store is down; older ones are dropped
 FLUSH_MAX: Final = 1_000  # results per write: an embedded store's write runs on the loop
-SHED_FOLD: Final = 1024  # shed samples listed before they are counted (bounds the list)
+SHED_FOLD: Final = 1024  # paths a lane counts sheds of per method before they are folded
 LATENCY_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -68,6 +68,7 @@ class Lane:
     drains: int = 0  # drain tasks still taking samples (a finished one may linger in tasks)
     queue: deque[Sample] = field(default_factory=deque)
     capacity: int = field(init=False)  # ``waiting`` at which samples are shed
+    shed: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> path -> n
 
     def __post_init__(self) -> None:
         self.capacity = self.shadow.concurrency + self.shadow.queue
@@ -122,7 +123,6 @@ class Mirror:
         )
         self._unstored: list[Result] = []
         self._counts: dict[tuple[str, str, str, str, str], int] = {}
-        self._shed: list[tuple[str, str, str]] = []  # (route, method, path) not yet counted
         self._writer: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._store_ready = False
@@ -140,6 +140,8 @@ class Mirror:
         if lane is not None and lane.shadow is not shadow and lane.shadow == shadow:
             lane.shadow = shadow  # a reload with the same block: keep the lane
         if lane is None or lane.shadow is not shadow:
+            if lane is not None:
+                self._fold_shed(lane)  # its sheds are counted, not lost with it
             lane = Lane(
                 route.name,
                 shadow,
@@ -169,7 +171,7 @@ class Mirror:
             self.skip(lane, method, path, "request-body-streamed")
             return None
         if lane.waiting >= lane.capacity:  # shed: one comparison and one list append
-            self._shed_one(lane.route, method, path)
+            self._shed_one(lane, method, path)
             return None
         return lane
 
@@ -183,27 +185,31 @@ class Mirror:
         key = (route, method, path, outcome, reason)
         self._counts[key] = self._counts.get(key, 0) + n
 
-    def _shed_one(self, route: str, method: str, path: str) -> None:
-        # The hot path of a shed sample (under load, nearly every request): a list append,
-        # not a dict update with a five-part key (two lookups, two tuple hashes).  The
-        # list is counted at flush, or when it reaches SHED_FOLD (a fold of 1,024 takes
-        # about 0.15 ms, one loop turn, where a shed sample took about 0.5 µs each).
-        shed = self._shed
-        shed.append((route, method, path))
-        if len(shed) >= SHED_FOLD:
-            self._fold_shed()
+    def _shed_one(self, lane: Lane, method: str, path: str) -> None:
+        # The hot path of a shed sample (under load, nearly every request): one count in
+        # the lane's dict of its method, keyed by the path (a string, whose hash Python
+        # keeps), not a dict update with a five-part key (tuple hashes and compares).  The
+        # counts go to the metrics and the store at flush, or when a method's dict holds
+        # SHED_FOLD paths (which bounds it).
+        paths = lane.shed.get(method)
+        if paths is None:
+            paths = lane.shed[method] = {}
+        paths[path] = paths.get(path, 0) + 1
+        if len(paths) >= SHED_FOLD:
+            self._fold_shed(lane)
 
-    def _fold_shed(self) -> None:
-        shed, self._shed = self._shed, []
-        for (route, method, path), n in Counter(shed).items():
-            self._count(route, method, path, "shed", "queue-full", n)
+    def _fold_shed(self, lane: Lane) -> None:
+        shed, lane.shed = lane.shed, {}
+        for method, paths in shed.items():
+            for path, n in paths.items():
+                self._count(lane.route, method, path, "shed", "queue-full", n)
 
     def submit(self, lane: Lane, sample: Sample) -> None:
         """Mirror ``sample`` in the background (shed when the lane filled up meanwhile).
         On the primary's turn: a queue append, and a task only when the lane has fewer
         drain tasks than ``shadow.concurrency``."""
         if lane.waiting >= lane.capacity:
-            self._shed_one(lane.route, sample.method, sample.path)
+            self._shed_one(lane, sample.method, sample.path)
             return
         lane.waiting += 1
         lane.queue.append(sample)
@@ -382,8 +388,9 @@ class Mirror:
     async def flush(self) -> bool:
         """Store up to ``FLUSH_MAX`` of the results that finished (kept for later if the
         store is down); True when a batch was stored."""
-        if self._shed:
-            self._fold_shed()
+        for lane in self.lanes.values():
+            if lane.shed:
+                self._fold_shed(lane)
         if self._counts:
             counts, self._counts = self._counts, {}
             by_endpoint: dict[tuple[str, str, str, str, str], int] = {}

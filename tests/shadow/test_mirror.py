@@ -522,8 +522,9 @@ async def test_a_backlog_is_written_a_batch_per_loop_turn_and_all_of_it_at_stop(
 async def test_shed_samples_are_counted_by_endpoint_and_those_not_yet_counted_stay_bounded() -> (
     None
 ):
-    # A shed sample is only listed on the request's turn; the list is counted at flush,
-    # or as it reaches SHED_FOLD, so it stays bounded however long flushes take.
+    # A shed sample is only counted by path in its lane on the request's turn; the
+    # counts are folded at flush, or as a method's paths reach SHED_FOLD, so they stay
+    # bounded however long flushes take.
     config = parse(LANE_CONFIG.replace("concurrency: 4, queue: 100", "concurrency: 1, queue: 1"))
     shadow = FakeShadow()  # never answers: the lane stays full
     store = SlowStore()
@@ -539,12 +540,33 @@ async def test_shed_samples_are_counted_by_endpoint_and_those_not_yet_counted_st
     for n in range(total):
         path = f"/api/items/{n}/parts" if n % 3 == 0 else f"/api/items/{n}"
         assert mirror.lane(route, "GET", path, "legacy", True) is None
-        longest = max(longest, len(mirror._shed))
-    assert longest < SHED_FOLD
+        longest = max([longest, *map(len, lane.shed.values())])
+    assert 0 < longest < SHED_FOLD
     await mirror.flush()
     shed = {r.endpoint: r.count for r in await store.results() if r.outcome == "shed"}
     parts = (total + 2) // 3  # n = 0, 3, 6, ...
     assert shed == {"/api/items/{id}": total - parts, "/api/items/{id}/parts": parts}
     assert mirror.comparisons.get(("items", "shed")) == total
     shadow.release.set()  # the two samples of the full lane end, and so does the mirror
+    await mirror.stop()
+
+
+async def test_sheds_counted_by_a_lane_a_reload_replaces_are_kept() -> None:
+    config = parse(LANE_CONFIG.replace("concurrency: 4, queue: 100", "concurrency: 1, queue: 0"))
+    shadow = FakeShadow()  # never answers: the lane stays full
+    store = SlowStore()
+    store.release.set()
+    mirror = Mirror(config.backends, Registry(), store, shadow)
+    lane = mirror.lane(config.routes[0], "GET", "/api/items/1", "legacy", True)
+    assert lane is not None
+    lane.submit(sample(1))
+    for method in ("GET", "HEAD", "GET"):
+        assert mirror.lane(config.routes[0], method, "/api/items/2", "legacy", True) is None
+    reloaded = parse(LANE_CONFIG.replace("percent: 100", "percent: 100, timeout: 9s"))
+    assert mirror.lane(reloaded.routes[0], "GET", "/api/items/3", "legacy", True) is not None
+    assert mirror.lanes["items"] is not lane  # a new lane, empty, for the new block
+    await mirror.flush()
+    shed = {(r.method, r.endpoint): r.count for r in await store.results() if r.outcome == "shed"}
+    assert shed == {("GET", "/api/items/{id}"): 2, ("HEAD", "/api/items/{id}"): 1}
+    shadow.release.set()
     await mirror.stop()
