@@ -170,7 +170,7 @@ class Mirror:
         if not replayable:
             self.skip(lane, method, path, "request-body-streamed")
             return None
-        if lane.waiting >= lane.capacity:  # shed: one comparison and one list append
+        if lane.waiting >= lane.capacity:  # shed: one comparison and one count
             self._shed_one(lane, method, path)
             return None
         return lane
@@ -209,7 +209,9 @@ class Mirror:
         On the primary's turn: a queue append, and a task only when the lane has fewer
         drain tasks than ``shadow.concurrency``."""
         if lane.waiting >= lane.capacity:
-            self._shed_one(lane, sample.method, sample.path)
+            # Counted in the route's lane of now: a reload may have replaced this one
+            # since the request was sampled, and only the lanes in ``lanes`` are folded.
+            self._shed_one(self.lanes.get(lane.route, lane), sample.method, sample.path)
             return
         lane.waiting += 1
         lane.queue.append(sample)

@@ -566,8 +566,9 @@ async def test_sheds_counted_by_a_lane_a_reload_replaces_are_kept() -> None:
     reloaded = parse(LANE_CONFIG.replace("percent: 100", "percent: 100, timeout: 9s"))
     assert mirror.lane(reloaded.routes[0], "GET", "/api/items/3", "legacy", True) is not None
     assert mirror.lanes["items"] is not lane  # a new lane, empty, for the new block
+    lane.submit(sample(4))  # sampled before the reload; its old lane is still full
     await mirror.flush()
     shed = {(r.method, r.endpoint): r.count for r in await store.results() if r.outcome == "shed"}
-    assert shed == {("GET", "/api/items/{id}"): 2, ("HEAD", "/api/items/{id}"): 1}
+    assert shed == {("GET", "/api/items/{id}"): 3, ("HEAD", "/api/items/{id}"): 1}
     shadow.release.set()
     await mirror.stop()
