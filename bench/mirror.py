@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from gateway.config.loader import parse  # noqa: E402
 from gateway.http.exchange import Sample  # noqa: E402
 from gateway.metrics.registry import Registry  # noqa: E402
 from shadow.mirror import Mirror  # noqa: E402
-from shadow.store import Result, open_store  # noqa: E402
+from shadow.store import Result, ResultStore, open_store  # noqa: E402
 
 SAMPLES = int(os.environ.get("SAMPLES", "20000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -80,7 +81,8 @@ class Discard:
         pass
 
 
-def route_to(shadow_port: int) -> tuple[Route, Mirror, Mirror]:
+def mirror_to(shadow_port: int, store: ResultStore) -> tuple[Route, Mirror]:
+    """The shadowed route, and a mirror of its own writing to ``store``."""
     config = parse(f"""\
 version: 1
 backends:
@@ -92,9 +94,7 @@ routes:
     split: {{legacy: 100}}
     shadow: {{backend: new, percent: 100}}
 """)
-    store = open_store(f"sqlite:///{tempfile.mkdtemp(prefix='strangler-mirror-bench-')}/r.db")
-    with_store = Mirror(config.backends, Registry(), store)
-    return config.routes[0], with_store, Mirror(config.backends, Registry(), Discard())
+    return config.routes[0], Mirror(config.backends, Registry(), store)
 
 
 def sample() -> Sample:
@@ -153,16 +153,17 @@ def main() -> int:
     shed: list[float] = []
     stored: list[float] = []
     unstored: list[float] = []
+    results = Path(tempfile.mkdtemp(prefix="strangler-mirror-bench-"))
     try:
         wait_http(f"http://{HOST}:{port}/api/x")
-        for _ in range(ROUNDS):
-            route, with_store, without = route_to(port)
-            shed.append(shed_ns(route, without))
-            stored.append(uvloop.run(mirrored_us(route, with_store)))
-            route, _, without = route_to(port)
-            unstored.append(uvloop.run(mirrored_us(route, without)))
+        for n in range(ROUNDS):
+            shed.append(shed_ns(*mirror_to(port, Discard())))
+            store = open_store(f"sqlite:///{results}/{n}.db")
+            stored.append(uvloop.run(mirrored_us(*mirror_to(port, store))))
+            unstored.append(uvloop.run(mirrored_us(*mirror_to(port, Discard()))))
     finally:
         stop(backend)
+        shutil.rmtree(results, ignore_errors=True)
     print(f"\n# strangler mirror cost {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     print(f"{ROUNDS} rounds; medians, and every round in the last column.\n")
     print("| part | cost | rounds |")

@@ -68,7 +68,8 @@ class Lane:
     drains: int = 0  # drain tasks still taking samples (a finished one may linger in tasks)
     queue: deque[Sample] = field(default_factory=deque)
     capacity: int = field(init=False)  # ``waiting`` at which samples are shed
-    shed: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> path -> n
+    # method -> path -> sheds not yet counted; the route's, shared with the lanes it replaced
+    shed: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.capacity = self.shadow.concurrency + self.shadow.queue
@@ -140,14 +141,13 @@ class Mirror:
         if lane is not None and lane.shadow is not shadow and lane.shadow == shadow:
             lane.shadow = shadow  # a reload with the same block: keep the lane
         if lane is None or lane.shadow is not shadow:
-            if lane is not None:
-                self._fold_shed(lane)  # its sheds are counted, not lost with it
             lane = Lane(
                 route.name,
                 shadow,
                 Rules.build(shadow.ignore, shadow.numeric_tolerance),
                 Sampler(shadow.percent),
                 self,
+                shed={} if lane is None else lane.shed,  # what the old lane sheds still counts
             )
             self.lanes[route.name] = lane
         return lane
@@ -186,11 +186,9 @@ class Mirror:
         self._counts[key] = self._counts.get(key, 0) + n
 
     def _shed_one(self, lane: Lane, method: str, path: str) -> None:
-        # The hot path of a shed sample (under load, nearly every request): one count in
-        # the lane's dict of its method, keyed by the path (a string, whose hash Python
-        # keeps), not a dict update with a five-part key (tuple hashes and compares).  The
-        # counts go to the metrics and the store at flush, or when a method's dict holds
-        # SHED_FOLD paths (which bounds it).
+        # The hot path of a shed sample (under load, nearly every request): one count keyed
+        # by the path (a string, whose hash Python keeps), not a five-part tuple key.  The
+        # counts are folded at flush, or when a method's dict holds SHED_FOLD paths.
         paths = lane.shed.get(method)
         if paths is None:
             paths = lane.shed[method] = {}
@@ -199,19 +197,17 @@ class Mirror:
             self._fold_shed(lane)
 
     def _fold_shed(self, lane: Lane) -> None:
-        shed, lane.shed = lane.shed, {}
-        for method, paths in shed.items():
+        for method, paths in lane.shed.items():
             for path, n in paths.items():
                 self._count(lane.route, method, path, "shed", "queue-full", n)
+        lane.shed.clear()  # in place: lanes a reload replaced hold the same dict
 
     def submit(self, lane: Lane, sample: Sample) -> None:
         """Mirror ``sample`` in the background (shed when the lane filled up meanwhile).
         On the primary's turn: a queue append, and a task only when the lane has fewer
         drain tasks than ``shadow.concurrency``."""
         if lane.waiting >= lane.capacity:
-            # Counted in the route's lane of now: a reload may have replaced this one
-            # since the request was sampled, and only the lanes in ``lanes`` are folded.
-            self._shed_one(self.lanes.get(lane.route, lane), sample.method, sample.path)
+            self._shed_one(lane, sample.method, sample.path)
             return
         lane.waiting += 1
         lane.queue.append(sample)
