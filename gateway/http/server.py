@@ -36,6 +36,7 @@ from gateway.http.websocket import App, WebSocketSession
 
 log = logging.getLogger("strangler.protocol")
 SWEEP_INTERVAL: Final = 1.0
+REQUEST_TASK: Final = "strangler-request"  # the name of every request's task
 
 
 def _ignore(status: int) -> None:
@@ -78,10 +79,12 @@ class Server:
         self.draining = False
         self._listener: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._plain_tasks = True  # no task factory on the loop (set by start())
 
     async def start(self, sock: socket.socket) -> None:
         """Accept connections on the listening ``sock``."""
         self.loop = asyncio.get_running_loop()
+        self._plain_tasks = self.loop.get_task_factory() is None
         self._listener = await self.loop.create_server(self._connection, sock=sock, backlog=2048)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -92,7 +95,14 @@ class Server:
 
     def run(self, cycle: NativeCycle) -> None:
         """Answer ``cycle`` with the handler (called by its connection)."""
-        task = cycle.task = self.loop.create_task(cycle.run(self.handler, self.tasks))
+        coro = cycle.run(self.handler, self.tasks)
+        if self._plain_tasks:
+            # A Task made here is named once for all: the loop's create_task has the Task
+            # format a "Task-<n>" name (a sprintf per request) before it sets a name.
+            task = asyncio.Task(coro, loop=self.loop, name=REQUEST_TASK)
+        else:  # the loop has a task factory: it makes the tasks
+            task = self.loop.create_task(coro)
+        cycle.task = task
         self.tasks.add(task)
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:

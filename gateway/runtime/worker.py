@@ -41,6 +41,7 @@ from gateway.tasks import spawn
 log = logging.getLogger("strangler.worker")
 SNAPSHOT_INTERVAL = 1.0
 DRAIN_GRACE = 30.0  # seconds the requests in flight get to finish on SIGTERM
+GC_YOUNG_THRESHOLD = 7000  # the collector's young-generation threshold in a worker
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -111,6 +112,12 @@ class Worker:
         # of the collector's full passes, which otherwise pause every request in flight.
         gc.collect()
         gc.freeze()
+        # A pass of the young generation starts when tracked objects made outnumber those
+        # freed by the threshold.  A request's objects are freed as it ends, so the count
+        # drifts up only by what requests in flight hold, and 700 (the default) is reached
+        # every few hundred requests, a pass each time over all of them.  Cycles of garbage
+        # wait longer, bounded by the threshold.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     async def _flush(self) -> None:
         parent = os.getppid()

@@ -6,13 +6,14 @@ How one request is answered is in test_cycle.py, the head rules in test_head.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway.http.downstream import ClientGone, Request, Responder
-from gateway.http.server import Server
+from gateway.http.server import REQUEST_TASK, Server
 from gateway.tasks import spawn
 from tests.eventually import eventually
 from tests.gateway.http.wire import Site, Tap, converse, open_site, read_response, served
@@ -399,3 +400,39 @@ async def test_a_handler_waiting_for_a_stalled_body_is_answered_408() -> None:
         assert await asyncio.wait_for(reader_.read(1), 5) == b""
         writer.close()
     assert gone == [True]
+
+
+@pytest.mark.parametrize("factory", [False, True], ids=["plain", "task-factory"])
+async def test_each_request_runs_in_a_task_of_its_own_made_by_the_loops_factory_if_set(
+    factory: bool,
+) -> None:
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[Any]] = []
+
+    def make(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(asyncio.Task(coro, loop=loop, name="made-by-factory", **kwargs))
+        return made[-1]
+
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def handler(request: Request, io: Responder) -> None:
+        tasks.append(asyncio.current_task())
+        await io.respond(200, [], b"")
+
+    server = Server(handler)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    port = sock.getsockname()[1]
+    loop.set_task_factory(make if factory else None)
+    try:
+        await server.start(sock)
+        responses, _ = await converse(port, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n" * 2, 1)
+    finally:
+        loop.set_task_factory(None)
+        await server.drain(5)
+    assert [r.status for r in responses] == [200, 200]
+    assert len(tasks) == 2 and tasks[0] is not tasks[1]
+    names = {t.get_name() for t in tasks if t is not None}
+    assert names == ({"made-by-factory"} if factory else {REQUEST_TASK})
+    assert all(t in made for t in tasks) if factory else not made

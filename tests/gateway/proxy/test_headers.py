@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -132,3 +134,27 @@ def test_the_one_pass_rewrite_agrees_with_the_general_one(
         general.request_id,
         general.host,
     )
+
+
+def test_request_ids_are_32_hex_digits_never_repeated_across_batches() -> None:
+    ids = [rewriting.new_request_id() for _ in range(3 * rewriting.ID_BATCH + 5)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_worker_does_not_repeat_its_parents_request_ids() -> None:
+    rewriting.new_request_id()  # the parent holds a drawn batch when it forks
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, b"".join(rewriting.new_request_id() for _ in range(8)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = b"".join(rewriting.new_request_id() for _ in range(8))
+    assert len(child) == len(parent) == 8 * 32
+    assert child != parent

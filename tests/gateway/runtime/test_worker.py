@@ -3,6 +3,8 @@ SIGHUP that arrives before it can reload, and drains on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import signal
 import socket
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import h11
 
 from gateway.runtime.supervisor import bind
-from gateway.runtime.worker import Worker
+from gateway.runtime.worker import GC_YOUNG_THRESHOLD, Worker
 from tests.eventually import wait_until
 from tests.gateway.support import backends, config_text
 
@@ -117,3 +119,22 @@ def test_sigterm_drains_a_worker(tmp_path: Path) -> None:
             assert answer.startswith(b"HTTP/1.1 200") and b"connection: close\r\n" in answer
             assert b'"path": "/slow/700"' in answer
             assert proc.wait(20) == 0
+
+
+async def test_a_started_worker_freezes_what_exists_and_collects_young_objects_less_often(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(GOOD % (100, 0))
+    worker = Worker(str(path), tmp_path)
+    before = gc.get_threshold()
+    try:
+        await worker._started()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert GC_YOUNG_THRESHOLD > before[0]
+    finally:
+        await worker._stopping()
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        gc.unfreeze()
+        gc.set_threshold(*before)
