@@ -1,9 +1,10 @@
 """One client connection to the proxy listener: the thin transport layer around
 :class:`~gateway.http.framing.RequestFramer`.
 
-It starts a :class:`~gateway.http.cycle.NativeCycle` per framed request and runs the
-handler with it; requests pipelined behind one still being answered wait their turn
-(reading pauses meanwhile), so that responses leave in order.  Flow control: reading
+It makes a :class:`~gateway.http.cycle.NativeCycle` per framed request, which its task
+(one per connection, made by the server for the first request) answers with the handler;
+requests pipelined behind one still being answered wait their turn (reading pauses
+meanwhile), so that responses leave in order.  Flow control: reading
 pauses while a request body waits unread past :data:`HIGH_WATER`, while a pipelined
 request waits, and while the transport's write buffer is over its high mark
 (``pause_writing``); responses wait for ``resume_writing`` before writing more.
@@ -19,7 +20,7 @@ the connection while the client is still writing, and the answer with it.
 Idle and head deadlines are not timers per connection: the server's sweep
 (:mod:`gateway.http.server`) reads :attr:`Connection.idle_since` and
 :attr:`Connection.head_at` once a second.  State is kept in slots; an idle connection
-holds no cycle, no buffer and no future.
+holds no cycle and no buffer, and its task waits on one future for the next request.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Server(Protocol):
 
     def on_refused(self, status: int) -> None: ...
 
-    def run(self, cycle: NativeCycle) -> None: ...
+    def run(self, conn: Connection, cycle: NativeCycle) -> None: ...
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None: ...
 
@@ -60,6 +61,8 @@ class Connection(RequestFramer):
         "_cycle",
         "_drained",
         "_lingering",
+        "_next",
+        "_handoff",
         "_owed_upgrade",
         "_read_paused",
         "_refusal",
@@ -67,6 +70,7 @@ class Connection(RequestFramer):
         "_write_paused",
         "head_at",
         "idle_since",
+        "runner",
         "server",
         "transport",
     )
@@ -88,6 +92,12 @@ class Connection(RequestFramer):
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._owed_upgrade: tuple[Head, bytes] | None = None  # a WebSocket handshake owed
+        # The task answering this connection's requests one after another (made by the
+        # server for the first), what it waits on for the next, and one started while
+        # it was still finishing the one before
+        self.runner: asyncio.Task[None] | None = None
+        self._next: asyncio.Future[NativeCycle | None] | None = None
+        self._handoff: NativeCycle | None = None
 
     # asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,6 +128,7 @@ class Connection(RequestFramer):
                 cycle.disconnected = True
                 cycle.wake()
         self._release_writer()
+        self.no_next_request()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -167,6 +178,7 @@ class Connection(RequestFramer):
             self._pause()
             return
         self.server.connections.discard(self)
+        self.no_next_request()  # the session answers from now on
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
@@ -270,10 +282,46 @@ class Connection(RequestFramer):
         """A request is being answered or waits to be."""
         return self._active is not None or bool(self._waiting)
 
+    async def next_request(self) -> NativeCycle | None:
+        """For the connection's task, once it has answered a request: the next one to
+        answer, when it starts; None when no more will (the connection ends)."""
+        cycle, self._handoff = self._handoff, None
+        if cycle is not None or self.stopped or self.transport.is_closing():
+            return cycle
+        waiter = self._next = self.server.loop.create_future()
+        try:
+            following: NativeCycle | None = await waiter
+            return following
+        finally:
+            if self._next is waiter:
+                self._next = None
+
+    def runner_ended(self, task: asyncio.Task[None] | None) -> None:
+        """``task`` no longer answers requests (it ended, or was cancelled): one started
+        for it that it did not take gets a task of its own."""
+        if self.runner is not task:
+            return
+        self.runner = None
+        cycle, self._handoff = self._handoff, None
+        if cycle is not None and not self.transport.is_closing():
+            self.server.run(self, cycle)
+
     def _start(self, cycle: NativeCycle) -> None:
         self._active = cycle
         self.idle_since = 0.0
-        self.server.run(cycle)
+        waiter, self._next = self._next, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(cycle)  # the connection's task waits for it
+        elif self.runner is None or self.runner.done():
+            self.server.run(self, cycle)
+        else:  # the task is finishing the request before: it takes this one next
+            self._handoff = cycle
+
+    def no_next_request(self) -> None:
+        """The connection's task, waiting for a next request, ends (none will come)."""
+        waiter, self._next = self._next, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _reading_wanted(self) -> bool:
         if self._write_paused or self._waiting or (self.stopped and not self._lingering):

@@ -64,7 +64,6 @@ class NativeCycle:
         "request",
         "response_complete",
         "response_started",
-        "task",
         "waiting_since",
     )
 
@@ -83,9 +82,6 @@ class NativeCycle:
         self._framing = response.LENGTH
         self._waiter: asyncio.Future[None] | None = None
         self.waiting_since = 0.0  # loop time the handler began waiting for body; 0 if not
-        # the task running the handler (set by the server as it creates it): found here,
-        # not by asyncio.current_task(), which costs a getpid() system call per request
-        self.task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Body arrived, the body ended, or the client left: a waiting read goes on."""
@@ -93,9 +89,9 @@ class NativeCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def run(self, handler: Handler, running: set[asyncio.Task[None]]) -> None:
-        """Answer with ``handler``, as a task that is in ``running`` until it ends (it
-        leaves the set itself: a done callback would cost the loop a call per request)."""
+    async def run(self, handler: Handler) -> None:
+        """Answer with ``handler`` (in the connection's task: :meth:`Server.run
+        <gateway.http.server.Server.run>`)."""
         try:
             await handler(self.request, self)
         except BaseException as exc:
@@ -108,8 +104,6 @@ class NativeCycle:
                     "response to %s %r left incomplete", self.request.method, self.request.target
                 )
                 self._conn.transport.close()
-        finally:
-            running.discard(self.task or asyncio.current_task())
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, UpstreamError):

@@ -36,7 +36,7 @@ from gateway.http.websocket import App, WebSocketSession
 
 log = logging.getLogger("strangler.protocol")
 SWEEP_INTERVAL: Final = 1.0
-REQUEST_TASK: Final = "strangler-request"  # the name of every request's task
+CONNECTION_TASK: Final = "strangler-connection"  # the name of the task serving a connection
 
 
 def _ignore(status: int) -> None:
@@ -93,17 +93,33 @@ class Server:
         # compiled (native) class takes at most one base, its framer.
         return cast(asyncio.Protocol, Connection(self))
 
-    def run(self, cycle: NativeCycle) -> None:
-        """Answer ``cycle`` with the handler (called by its connection)."""
-        coro = cycle.run(self.handler, self.tasks)
+    def run(self, conn: Connection, cycle: NativeCycle) -> None:
+        """Answer ``cycle``, then the requests that follow it on ``conn``, in one task
+        (called by the connection when it has none): a task per connection rather than
+        per request, as a keep-alive client sends one request after another.  The next
+        request starts once the handler has returned from the one before."""
+        coro = self._serve(conn, cycle)
         if self._plain_tasks:
             # A Task made here is named once for all: the loop's create_task has the Task
-            # format a "Task-<n>" name (a sprintf per request) before it sets a name.
-            task = asyncio.Task(coro, loop=self.loop, name=REQUEST_TASK)
+            # format a "Task-<n>" name (a sprintf) before it sets a name.
+            task = asyncio.Task(coro, loop=self.loop, name=CONNECTION_TASK)
         else:  # the loop has a task factory: it makes the tasks
             task = self.loop.create_task(coro)
-        cycle.task = task
+        conn.runner = task
         self.tasks.add(task)
+
+    async def _serve(self, conn: Connection, cycle: NativeCycle) -> None:
+        try:
+            following: NativeCycle | None = cycle
+            while following is not None:
+                await following.run(self.handler)
+                following = await conn.next_request()
+        finally:
+            # Leaving the set itself: a done callback would cost the loop a call.  Once
+            # per connection, asyncio.current_task() (a getpid() system call) is cheap.
+            task = asyncio.current_task()
+            conn.runner_ended(task)
+            self.tasks.discard(task)
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:
         """A WebSocket handshake: the connection becomes a session served by the app."""
@@ -143,8 +159,9 @@ class Server:
         for conn in list(self.connections):
             if not conn.busy:
                 conn.transport.close()
+                conn.no_next_request()  # its task ends now, not once the loop says it closed
         deadline = self.loop.time() + grace
-        while self.tasks:  # a connection's next pipelined request starts a task of its own
+        while self.tasks:  # a connection whose task had ended starts one for its next request
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 break

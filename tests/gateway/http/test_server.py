@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.http.downstream import ClientGone, Request, Responder
-from gateway.http.server import REQUEST_TASK, Server
+from gateway.http.server import CONNECTION_TASK, Server
 from gateway.tasks import spawn
 from tests.eventually import eventually
 from tests.gateway.http.wire import Site, Tap, converse, open_site, read_response, served
@@ -403,7 +403,7 @@ async def test_a_handler_waiting_for_a_stalled_body_is_answered_408() -> None:
 
 
 @pytest.mark.parametrize("factory", [False, True], ids=["plain", "task-factory"])
-async def test_each_request_runs_in_a_task_of_its_own_made_by_the_loops_factory_if_set(
+async def test_a_connections_requests_are_answered_in_its_own_task_made_by_the_loops_factory(
     factory: bool,
 ) -> None:
     loop = asyncio.get_running_loop()
@@ -413,26 +413,37 @@ async def test_each_request_runs_in_a_task_of_its_own_made_by_the_loops_factory_
         made.append(asyncio.Task(coro, loop=loop, name="made-by-factory", **kwargs))
         return made[-1]
 
-    tasks: list[asyncio.Task[Any] | None] = []
+    tasks: dict[bytes, asyncio.Task[Any] | None] = {}
 
     async def handler(request: Request, io: Responder) -> None:
-        tasks.append(asyncio.current_task())
+        tasks[request.path] = asyncio.current_task()
         await io.respond(200, [], b"")
 
     server = Server(handler)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
-    port = sock.getsockname()[1]
     loop.set_task_factory(make if factory else None)
     try:
         await server.start(sock)
-        responses, _ = await converse(port, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n" * 2, 1)
+        one = await asyncio.open_connection(*sock.getsockname())
+        two = await asyncio.open_connection(*sock.getsockname())
+        one[1].write(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+        two[1].write(b"GET /other HTTP/1.1\r\nHost: h\r\n\r\n")
+        for reader in (one[0], one[0], two[0]):
+            assert (await read_response(reader)).status == 200
+        one[1].write(b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n")  # after an idle moment
+        assert (await read_response(one[0])).status == 200
+        serving = set(server.tasks)
     finally:
         loop.set_task_factory(None)
         await server.drain(5)
-    assert [r.status for r in responses] == [200, 200]
-    assert len(tasks) == 2 and tasks[0] is not tasks[1]
-    names = {t.get_name() for t in tasks if t is not None}
-    assert names == ({"made-by-factory"} if factory else {REQUEST_TASK})
-    assert all(t in made for t in tasks) if factory else not made
+    # pipelined or one after another, a connection's requests share its task
+    assert tasks[b"/a"] is tasks[b"/b"] is tasks[b"/c"] is not tasks[b"/other"]
+    assert serving == {tasks[b"/a"], tasks[b"/other"]}  # idle, each waits for more
+    names = {t.get_name() for t in tasks.values() if t is not None}
+    assert names == ({"made-by-factory"} if factory else {CONNECTION_TASK})
+    assert all(t in made for t in tasks.values()) if factory else not made
+    assert not server.tasks and all(t is not None and t.done() for t in tasks.values())
+    for _, writer in (one, two):
+        writer.close()
