@@ -10,7 +10,8 @@ It is not a proxy anyone should run; ``bench/run.py`` measures it beside the gat
 that the gateway's figures can be read against what the runtime itself costs:
 
 * ``task``: one asyncio task per request, waiting on a future for the backend's
-  answer, which is how the gateway runs a request;
+  answer (the gateway runs a task per connection, which waits on a future for each
+  request and on another for the backend's answer);
 * ``callback``: no task and no future, the answer written from the backend
   connection's own callback: the least a Python event loop can do per request.
 """

@@ -11,8 +11,8 @@ workers, keep-alive upstream pool), ``strangler-1w`` and ``strangler-2w``
 (``strangler run --workers N`` with a method/prefix routing rule ahead, the
 request taking a sticky weighted route keyed by a header, metrics on), and for
 reference ``floor-task-2w`` and ``floor-callback-2w``: ``bench/floor.py``, a bare
-Python forwarder with nothing but pooled forwarding, with a task per request as the
-gateway runs one, and without (what the runtime itself costs on this machine).
+Python forwarder with nothing but pooled forwarding, with a task per request and
+without (what the runtime itself costs on this machine).
 
 With ``BASE=<checkout>``, the entry ``base-2w`` runs ``strangler run --workers 2`` from
 that checkout (its native build made there) beside this one: an A/B of a change, in the
