@@ -115,11 +115,14 @@ class Server:
                 await following.run(self.handler)
                 following = await conn.next_request()
         finally:
-            # Leaving the set itself: a done callback would cost the loop a call.  Once
-            # per connection, asyncio.current_task() (a getpid() system call) is cheap.
-            task = asyncio.current_task()
+            # Leaving the set itself: a done callback would cost the loop a call.  While
+            # this runs, the connection's runner is this coroutine's task (not
+            # asyncio.current_task(), which has no loop to ask when a coroutine left
+            # pending is closed as the loop is collected).
+            task = conn.runner
             conn.runner_ended(task)
-            self.tasks.discard(task)
+            if task is not None:
+                self.tasks.discard(task)
 
     def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:
         """A WebSocket handshake: the connection becomes a session served by the app."""
