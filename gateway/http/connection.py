@@ -296,11 +296,9 @@ class Connection(RequestFramer):
             if self._next is waiter:
                 self._next = None
 
-    def runner_ended(self, task: asyncio.Task[None] | None) -> None:
-        """``task`` no longer answers requests (it ended, or was cancelled): one started
-        for it that it did not take gets a task of its own."""
-        if self.runner is not task:
-            return
+    def runner_ended(self) -> None:
+        """The connection's task no longer answers requests (it ended, or was cancelled):
+        one started for it that it did not take gets a task of its own."""
         self.runner = None
         cycle, self._handoff = self._handoff, None
         if cycle is not None and not self.transport.is_closing():

@@ -120,7 +120,7 @@ class Server:
             # asyncio.current_task(), which has no loop to ask when a coroutine left
             # pending is closed as the loop is collected).
             task = conn.runner
-            conn.runner_ended(task)
+            conn.runner_ended()
             if task is not None:
                 self.tasks.discard(task)
 
