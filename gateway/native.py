@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: read (compiled, a field is a struct read rather than a slot lookup by name)
 MODULES = (
     "gateway/config/model.py",
+    "gateway/http/batch.py",
     "gateway/http/connection.py",
     "gateway/http/cycle.py",
     "gateway/http/downstream.py",

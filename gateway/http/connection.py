@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final, Protocol, cast
 
+from gateway.http.batch import WriteBatch
 from gateway.http.cycle import NativeCycle
 from gateway.http.downstream import Request
 from gateway.http.framing import Head, Limits, RequestFramer
@@ -42,6 +43,7 @@ class Server(Protocol):
     """What a connection needs from its server (:class:`gateway.http.server.Server`)."""
 
     loop: asyncio.AbstractEventLoop
+    batch: WriteBatch
     limits: Limits
     scheme: str
     linger_seconds: float
@@ -68,6 +70,7 @@ class Connection(RequestFramer):
         "_refusal",
         "_waiting",
         "_write_paused",
+        "batch",
         "head_at",
         "idle_since",
         "runner",
@@ -78,6 +81,7 @@ class Connection(RequestFramer):
     def __init__(self, server: Server) -> None:
         super().__init__()
         self.server = server
+        self.batch = server.batch  # responses written at the loop's next turn
         self.limits = server.limits
         self.scheme = server.scheme
         self.peer = "0.0.0.0"
@@ -117,6 +121,7 @@ class Connection(RequestFramer):
         # lingering: what the client still sends is dropped
 
     def eof_received(self) -> bool | None:
+        self.batch.flush()  # a response already made goes out before the close
         return None  # the client is done: close (a request in flight is abandoned)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -182,6 +187,7 @@ class Connection(RequestFramer):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
+        self.batch.flush()  # the responses before the handshake's
         self.server.upgrade(self.transport, head.request, rest)
 
     def refused(self, status: int, reason: str, in_body: bool) -> None:
@@ -199,6 +205,7 @@ class Connection(RequestFramer):
                 cycle.disconnected = True  # its handler stops at its next read or write
                 cycle.wake()
                 if cycle.response_started:  # too late to answer it
+                    self.batch.flush()
                     self.transport.close()
                 else:
                     self._send_refusal(answer)
@@ -254,6 +261,7 @@ class Connection(RequestFramer):
             (head, rest), self._owed_upgrade = self._owed_upgrade, None
             self.upgraded(head, rest)
         elif self.server.draining and not self.in_head:
+            self.batch.flush()
             self.transport.close()
         elif not self.stopped:
             if not self.in_head:
@@ -271,6 +279,7 @@ class Connection(RequestFramer):
         cycle.disconnected = True  # the handler's read ends
         cycle.wake()
         if cycle.response_started:
+            self.batch.flush()
             self.transport.close()
         else:
             self._send_refusal(refusal_response(408, "request body not received in time"))
@@ -346,12 +355,14 @@ class Connection(RequestFramer):
         """Close after a response that ends the connection; if the client may still be
         sending its request, linger first."""
         if self.message_complete:
+            self.batch.flush()
             self.transport.close()
         else:
             self.linger()
 
     def _send_refusal(self, answer: bytes) -> None:
         if not self.transport.is_closing():
+            self.batch.flush()
             self.transport.write(answer)
             self.linger()
 
@@ -365,6 +376,7 @@ class Connection(RequestFramer):
         if transport.is_closing() or self._lingering:
             return
         self.stopped = self._lingering = True
+        self.batch.flush()
         if transport.can_write_eof():
             transport.write_eof()
         self._resume()

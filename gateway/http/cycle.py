@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from gateway.http import response
+from gateway.http.batch import WriteBatch
 from gateway.http.downstream import ClientGone, Request, Responder
 from gateway.http.framing import Head
 from gateway.http.upstream import UpstreamError
@@ -28,6 +29,7 @@ class Connection(Protocol):
     """What a cycle needs from its connection (:mod:`gateway.http.connection`)."""
 
     transport: asyncio.Transport
+    batch: WriteBatch  # writes held to the loop's next turn: flushed before any other
 
     def body_wanted(self) -> None:
         """The handler waits for more of the body: read from the client."""
@@ -103,6 +105,7 @@ class NativeCycle:
                 log.error(
                     "response to %s %r left incomplete", self.request.method, self.request.target
                 )
+                self._conn.batch.flush()
                 self._conn.transport.close()
 
     def _failed(self, exc: BaseException) -> None:
@@ -122,6 +125,7 @@ class NativeCycle:
             # refused mid-body and the connection lingers so that its answer arrives):
             # closing here would cut the linger short and reset the connection.
             return
+        self._conn.batch.flush()
         transport = self._conn.transport
         if not self.response_started:
             self.response_started = True
@@ -134,6 +138,7 @@ class NativeCycle:
         if self.expect_continue:
             self.expect_continue = False
             if self.more_body and not conn.transport.is_closing():  # a body is expected
+                conn.batch.flush()
                 conn.transport.write(response.CONTINUE)
         if not self.body and self.more_body and not self.disconnected:
             conn.body_wanted()
@@ -164,7 +169,11 @@ class NativeCycle:
         data, self.keep_alive = response.whole(
             status, headers, body, keep_alive, self.head_only, self.http10
         )
-        conn.transport.write(data)
+        if self.keep_alive:  # the connection stays open: written with the turn's others
+            conn.batch.write(conn.transport, data)
+        else:  # closed once it is written
+            conn.batch.flush()
+            conn.transport.write(data)
         self._complete()
 
     async def start(self, status: int, headers: Headers) -> None:
@@ -179,6 +188,7 @@ class NativeCycle:
         response.connection_header(head, self.http10)
         self.keep_alive = head.keep_alive
         self._framing = head.framing
+        conn.batch.flush()
         conn.transport.write(head.streamed())
 
     async def write(self, chunk: bytes) -> None:

@@ -28,6 +28,7 @@ import socket
 from collections.abc import Callable
 from typing import Final, cast
 
+from gateway.http.batch import WriteBatch
 from gateway.http.connection import Connection
 from gateway.http.cycle import Handler, NativeCycle
 from gateway.http.downstream import Request
@@ -47,6 +48,7 @@ class Server:
     """An HTTP/1.1 listener serving ``handler`` (WebSocket handshakes go to ``app``)."""
 
     loop: asyncio.AbstractEventLoop  # set by start()
+    batch: WriteBatch  # the responses of a turn of the loop (set by start())
 
     def __init__(
         self,
@@ -83,10 +85,15 @@ class Server:
 
     async def start(self, sock: socket.socket) -> None:
         """Accept connections on the listening ``sock``."""
-        self.loop = asyncio.get_running_loop()
-        self._plain_tasks = self.loop.get_task_factory() is None
+        self.use_loop(asyncio.get_running_loop())
         self._listener = await self.loop.create_server(self._connection, sock=sock, backlog=2048)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve on ``loop`` (start() calls it; a test driving connections by hand too)."""
+        self.loop = loop
+        self.batch = WriteBatch(loop)
+        self._plain_tasks = loop.get_task_factory() is None
 
     def _connection(self) -> asyncio.Protocol:
         # A Connection has every asyncio.Protocol method without inheriting the class: a
@@ -144,6 +151,7 @@ class Server:
                 conn.idle_since and now - conn.idle_since > keep_alive
             ):
                 self.connections.discard(conn)
+                self.batch.flush()
                 conn.transport.close()
             else:
                 conn.body_overdue(now, body_timeout)
@@ -159,6 +167,7 @@ class Server:
             listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self.batch.flush()  # the last responses of idle connections
         for conn in list(self.connections):
             if not conn.busy:
                 conn.transport.close()
@@ -177,6 +186,7 @@ class Server:
             task.cancel()
         for session in list(self.sessions):
             session.close()
+        self.batch.flush()
         for conn in list(self.connections):
             conn.transport.close()
         if listener is not None:

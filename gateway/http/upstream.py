@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
+from gateway.http.batch import WriteBatch
 from gateway.http.response import header_lines
 from gateway.http.upstream_connection import Connection, HeadLimits, PooledResponse
 from gateway.http.upstream_errors import (
@@ -153,6 +154,7 @@ class _Pool:
     ) -> None:
         self.host, self.port, self.size = host, port, size
         self.loop = loop
+        self.batch = WriteBatch(loop)  # request heads, sent back to back once a turn
         self.limits = limits
         self.max_pending = max_pending
         self.idle: list[Connection] = []
@@ -318,8 +320,10 @@ class PooledTransport:
         conn.head_waiter = loop.create_future()
         conn.arm(deadline)
         try:
-            transport.write(request_head(request))
-            if request.stream is not None:
+            if request.stream is None:
+                pool.batch.write(transport, request_head(request))
+            else:
+                transport.write(request_head(request))
                 await conn.write_body(request.stream, request.length)
             await conn.head_waiter
         except BaseException:

@@ -83,7 +83,7 @@ class Gate:
 
 def _open(handler: Any, **options: Any) -> tuple[Connection, Recording, Server]:
     server = Server(handler, **options)
-    server.loop = asyncio.get_running_loop()
+    server.use_loop(asyncio.get_running_loop())
     conn = Connection(server)
     transport = Recording()
     transport.protocol = conn
@@ -278,3 +278,62 @@ async def test_a_websocket_handshake_after_a_request_ends_the_connections_task()
     assert transport.handed_off_at is not None  # the session has the connection now
     await eventually(lambda: not server.tasks)  # its close never reaches the connection
     assert task.done() and conn.runner is None
+
+
+# A keep-alive response is written at the loop's next turn (gateway.http.batch); whatever
+# is written to or closes the connection before then comes after it.
+
+
+async def test_a_held_response_goes_out_before_the_websocket_handshake_behind_it() -> None:
+    gate = Gate()
+    gate.release(b"/1")
+    conn, transport, _ = _open(gate)
+    conn.data_received(
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await eventually(lambda: transport.handed_off_at is not None)
+    assert transport.written.startswith(b"HTTP/1.1 200 OK")
+    assert transport.handed_off_at == transport.written.index(b"/1 ") + len(b"/1 ")
+
+
+async def test_a_held_response_goes_out_before_a_handler_failing_after_it_closes() -> None:
+    async def answers_then_fails(request: Request, io: Responder) -> None:
+        await io.respond(200, [], b"answered")
+        raise RuntimeError("after the response")
+
+    conn, transport, _ = _open(answers_then_fails)
+    conn.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    await eventually(lambda: transport.closing)
+    assert transport.written.startswith(b"HTTP/1.1 200 OK")
+    assert transport.written.endswith(b"answered")
+
+
+async def test_a_drain_and_the_idle_sweep_write_what_is_held_before_they_close() -> None:
+    conn, transport, server = _open(Gate())
+    server.batch.write(transport, b"held")  # type: ignore[arg-type]
+    await server.drain(grace=1)
+    assert transport.closing and transport.written == b"held"
+    conn, transport, server = _open(Gate(), keep_alive=0.5)
+    conn.idle_since -= 1  # idle past keep-alive
+    server.batch.write(transport, b"held")  # type: ignore[arg-type]
+    server._sweep()
+    assert transport.closing and transport.written == b"held"
+
+
+async def test_a_keep_alive_response_is_held_to_the_next_turn_and_a_closing_one_is_not() -> None:
+    seen: list[int] = []
+    transport: Recording
+
+    async def respond(request: Request, io: Responder) -> None:
+        await io.respond(200, [], b"ok")
+        seen.append(len(transport.written))  # what the transport had when respond returned
+
+    conn, transport, _ = _open(respond)
+    conn.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    await eventually(lambda: transport.written.endswith(b"ok"))
+    conn, transport, _ = _open(respond)
+    conn.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    await eventually(lambda: transport.written.endswith(b"ok"))
+    assert seen == [0, len(transport.written)]

@@ -363,7 +363,7 @@ async def test_drain_drops_a_request_task_cancelled_before_its_first_step() -> N
         raise AssertionError("never runs")
 
     server = Server(handler)
-    server.loop = asyncio.get_running_loop()
+    server.use_loop(asyncio.get_running_loop())
     never = spawn(request_task(), name="request")
     server.tasks.add(never)
     never.cancel()

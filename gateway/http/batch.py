@@ -1,0 +1,71 @@
+"""Writes held until the event loop's next turn, then made back to back.
+
+Under load one turn of the loop reads many connections and starts as many exchanges.
+Written as it is made, each write is a system call that, on loopback, runs the
+receiver's TCP stack in the writer's time and wakes the receiver, which then answers that
+one write alone and sleeps again.  Held to the next turn, the turn's writes go out one
+after another: the receiver wakes once for several and answers them together, and so
+does the next hop.  A write waits for at most the rest of the turn.
+
+A :class:`WriteBatch` holds (transport, bytes) pairs in the order they were made, and
+writes them from one callback per turn.  Whoever holds writes in one must keep the
+transport's bytes in order: before it writes to or closes a transport directly, it calls
+:meth:`WriteBatch.flush`.  A transport that is closing by the time its turn comes gets
+nothing (its peer is gone or the exchange was given up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger("strangler.protocol")
+
+
+class WriteBatch:
+    """The writes made during one turn of ``loop``, in order."""
+
+    __slots__ = ("_data", "_loop", "_scheduled", "_transports")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._transports: list[asyncio.Transport] = []
+        self._data: list[bytes] = []
+        self._scheduled = False
+
+    @property
+    def pending(self) -> int:
+        """Writes held."""
+        return len(self._data)
+
+    def write(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Write ``data`` to ``transport`` at the start of the loop's next turn."""
+        self._transports.append(transport)
+        self._data.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._turn)
+
+    def flush(self) -> None:
+        """Make the writes held now (called before a transport is written or closed
+        directly, so that its bytes keep their order)."""
+        if not self._data:
+            return
+        transports, data = self._transports, self._data
+        self._transports, self._data = [], []
+        for i in range(len(data)):
+            transport = transports[i]
+            if transport.is_closing():
+                continue
+            try:
+                transport.write(data[i])
+            except Exception:  # one transport's failure is not the others'
+                log.exception("write to a client or backend failed")
+                transport.close()
+
+    def _turn(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+
+__all__ = ["WriteBatch"]
