@@ -184,10 +184,12 @@ class Connection(RequestFramer):
             return
         self.server.connections.discard(self)
         self.no_next_request()  # the session answers from now on
+        # The responses before the handshake's go first; writing them may pause reading
+        # (a full buffer), which the session, reading from now on, must not inherit.
+        self.batch.flush()
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
-        self.batch.flush()  # the responses before the handshake's
         self.server.upgrade(self.transport, head.request, rest)
 
     def refused(self, status: int, reason: str, in_body: bool) -> None:

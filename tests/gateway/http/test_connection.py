@@ -337,3 +337,35 @@ async def test_a_keep_alive_response_is_held_to_the_next_turn_and_a_closing_one_
     conn.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     await eventually(lambda: transport.written.endswith(b"ok"))
     assert seen == [0, len(transport.written)]
+
+
+class Filling(Recording):
+    """A transport whose buffer fills with any write over 64 KiB."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(data) > 65536:
+            self.protocol.pause_writing()
+
+
+async def test_a_websocket_session_reads_even_when_the_response_before_it_filled_the_buffer() -> (
+    None
+):
+    async def large(request: Request, io: Responder) -> None:
+        await io.respond(200, [], b"x" * 100_000)
+
+    server = Server(large)
+    server.use_loop(asyncio.get_running_loop())
+    conn = Connection(server)
+    transport = Filling()
+    transport.protocol = conn
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await eventually(lambda: transport.handed_off_at is not None)
+    # handed over after the whole response before the handshake
+    assert transport.handed_off_at == transport.written.index(b"\r\n\r\n") + 4 + 100_000
+    assert transport.reading  # the session's frames are read
