@@ -54,7 +54,9 @@ class Server(Protocol):
 
     def run(self, conn: Connection, cycle: NativeCycle) -> None: ...
 
-    def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None: ...
+    def upgrade(
+        self, transport: asyncio.Transport, request: Request, rest: bytes, write_paused: bool
+    ) -> None: ...
 
 
 class Connection(RequestFramer):
@@ -190,7 +192,7 @@ class Connection(RequestFramer):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
-        self.server.upgrade(self.transport, head.request, rest)
+        self.server.upgrade(self.transport, head.request, rest, self._write_paused)
 
     def refused(self, status: int, reason: str, in_body: bool) -> None:
         """Answer with ``status`` a request that must not be served, once the responses

@@ -131,10 +131,16 @@ class Server:
             if task is not None:
                 self.tasks.discard(task)
 
-    def upgrade(self, transport: asyncio.Transport, request: Request, rest: bytes) -> None:
-        """A WebSocket handshake: the connection becomes a session served by the app."""
+    def upgrade(
+        self, transport: asyncio.Transport, request: Request, rest: bytes, write_paused: bool
+    ) -> None:
+        """A WebSocket handshake: the connection becomes a session served by the app.
+        ``write_paused``: the transport's buffer is already full, and the session must
+        wait for ``resume_writing`` before it writes (no second ``pause_writing`` comes)."""
         session = WebSocketSession(self.app, transport, request, self.sessions)
         transport.set_protocol(session)
+        if write_paused:
+            session.pause_writing()
         session.begin(rest)
 
     def _sweep(self) -> None:

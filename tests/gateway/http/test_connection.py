@@ -369,3 +369,36 @@ async def test_a_websocket_session_reads_even_when_the_response_before_it_filled
     # handed over after the whole response before the handshake
     assert transport.handed_off_at == transport.written.index(b"\r\n\r\n") + 4 + 100_000
     assert transport.reading  # the session's frames are read
+
+
+async def test_a_websocket_session_waits_to_write_while_the_earlier_response_fills_the_buffer() -> (
+    None
+):
+    async def large(request: Request, io: Responder) -> None:
+        await io.respond(200, [], b"x" * 100_000)
+
+    async def accepting(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await receive()  # until the client goes
+
+    server = Server(large, accepting)
+    server.use_loop(asyncio.get_running_loop())
+    conn = Connection(server)
+    transport = Filling()
+    transport.protocol = conn
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await eventually(lambda: transport.handed_off_at is not None)
+    session = transport.protocol
+    await eventually(lambda: session._task is not None and session.inbox.empty())
+    for _ in range(5):  # the app's accept is due: it waits for the buffer to drain
+        await asyncio.sleep(0)
+    assert len(transport.written) == transport.handed_off_at
+    session.resume_writing()
+    await eventually(lambda: b"101 Switching Protocols" in transport.written)
+    transport.close()
