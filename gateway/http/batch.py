@@ -11,15 +11,28 @@ A :class:`WriteBatch` holds (transport, bytes) pairs in the order they were made
 writes them from one callback per turn.  Whoever holds writes in one must keep the
 transport's bytes in order: before it writes to or closes a transport directly, it calls
 :meth:`WriteBatch.flush`.  A transport that is closing by the time its turn comes gets
-nothing (its peer is gone or the exchange was given up).
+nothing (its peer is gone or the exchange was given up).  A writer is a transport, or
+anything that writes through to one and says whether it is closing (the backend
+connection, which so knows whether its request head went out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 log = logging.getLogger("strangler.protocol")
+
+
+class Writer(Protocol):
+    """What a batch writes to: an :class:`asyncio.Transport` has all three."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class WriteBatch:
@@ -29,7 +42,7 @@ class WriteBatch:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._transports: list[asyncio.Transport] = []
+        self._transports: list[Writer] = []
         self._data: list[bytes] = []
         self._scheduled = False
 
@@ -38,7 +51,7 @@ class WriteBatch:
         """Writes held."""
         return len(self._data)
 
-    def write(self, transport: asyncio.Transport, data: bytes) -> None:
+    def write(self, transport: Writer, data: bytes) -> None:
         """Write ``data`` to ``transport`` at the start of the loop's next turn."""
         self._transports.append(transport)
         self._data.append(data)
@@ -68,4 +81,4 @@ class WriteBatch:
         self.flush()
 
 
-__all__ = ["WriteBatch"]
+__all__ = ["WriteBatch", "Writer"]

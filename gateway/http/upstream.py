@@ -26,6 +26,7 @@ from gateway.http.batch import WriteBatch
 from gateway.http.response import header_lines
 from gateway.http.upstream_connection import Connection, HeadLimits, PooledResponse
 from gateway.http.upstream_errors import (
+    ClosedBeforeSending,
     ConnectFailure,
     LengthMismatch,
     PoolOverflow,
@@ -38,6 +39,7 @@ from gateway.http.upstream_errors import (
 from gateway.types import Headers
 
 __all__ = [
+    "ClosedBeforeSending",
     "ConnectFailure",
     "HeadLimits",
     "Headers",
@@ -321,8 +323,10 @@ class PooledTransport:
         conn.arm(deadline)
         try:
             if request.stream is None:
-                pool.batch.write(transport, request_head(request))
+                conn.head_sent = False  # until the batch writes it
+                pool.batch.write(conn, request_head(request))
             else:
+                conn.head_sent = True
                 transport.write(request_head(request))
                 await conn.write_body(request.stream, request.length)
             await conn.head_waiter

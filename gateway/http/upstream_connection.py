@@ -20,6 +20,7 @@ from typing import Final, Protocol, cast
 import httptools
 
 from gateway.http.upstream_errors import (
+    ClosedBeforeSending,
     LengthMismatch,
     ProtocolFailure,
     ResetBeforeResponse,
@@ -67,6 +68,7 @@ class Connection:
         self.counted = True  # part of the pool's total until dropped
         self.idle_since = 0.0
         self.exchanging = False  # a request holds the connection (from send to release)
+        self.head_sent = False  # the exchange's request head was written to the transport
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self.deadline = 0.0  # loop time the response head is due by; 0 when none is awaited
@@ -133,7 +135,9 @@ class Connection:
             self._timer.cancel()
             self._timer = None
         if not self.complete:
-            if self.head_waiter is not None or self.status == 0:
+            if not self.head_sent and self.exchanging:
+                self._fail(ClosedBeforeSending("connection closed before the request was sent"))
+            elif self.head_waiter is not None or self.status == 0:
                 self._fail(ResetBeforeResponse("connection closed before a response"))
             elif self.until_close and exc is None:
                 self.complete = True
@@ -144,6 +148,19 @@ class Connection:
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(ResetBeforeResponse("connection closed while sending"))
         self.pool.forget(self)
+
+    # a writer for the pool's batch (gateway.http.batch.Writer) ---------------
+    def write(self, data: bytes) -> None:
+        """Write the request's head (held in the pool's batch until now)."""
+        self.head_sent = True
+        cast(asyncio.Transport, self.transport).write(data)
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def pause_writing(self) -> None:
         self._write_paused = True

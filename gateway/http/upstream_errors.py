@@ -7,6 +7,7 @@ reached the backend, so sending it again cannot repeat its effect::
      ├── ConnectFailure      kind="connect-failure"  unsent
      ├── PoolOverflow        kind="overflow"         unsent: too many requests wait already
      ├── ResetBeforeResponse kind="reset"            the request may have reached the backend
+     │    └── ClosedBeforeSending                    unsent: closed while its head was held
      ├── UpstreamTimeout     kind="timeout"
      │    └── PoolTimeout                            unsent: the deadline passed before sending
      ├── ProtocolFailure     kind="protocol"         the backend spoke broken HTTP
@@ -36,6 +37,13 @@ class PoolOverflow(UpstreamError):
 
 class ResetBeforeResponse(UpstreamError):
     kind = "reset"
+
+
+class ClosedBeforeSending(ResetBeforeResponse):
+    """The connection closed (the backend closed a kept-alive connection as it was
+    taken) before the request's head, held to the loop's next turn, was written."""
+
+    unsent = True
 
 
 class UpstreamTimeout(UpstreamError):

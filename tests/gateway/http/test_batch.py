@@ -32,13 +32,13 @@ async def test_writes_made_in_one_turn_go_out_at_the_next_in_the_order_made() ->
     written: list[tuple[str, bytes]] = []
     a, b = Sink(written, "a"), Sink(written, "b")
     batch = WriteBatch(asyncio.get_running_loop())
-    batch.write(a, b"1")  # type: ignore[arg-type]
-    batch.write(b, b"2")  # type: ignore[arg-type]
-    batch.write(a, b"3")  # type: ignore[arg-type]
+    batch.write(a, b"1")
+    batch.write(b, b"2")
+    batch.write(a, b"3")
     assert written == [] and batch.pending == 3
     await asyncio.sleep(0)  # the loop turns once
     assert written == [("a", b"1"), ("b", b"2"), ("a", b"3")] and batch.pending == 0
-    batch.write(b, b"4")  # type: ignore[arg-type]
+    batch.write(b, b"4")
     await eventually(lambda: written[-1] == ("b", b"4"))  # a later turn has its own
 
 
@@ -46,7 +46,7 @@ async def test_flush_makes_the_held_writes_now_and_the_turn_does_not_repeat_them
     written: list[tuple[str, bytes]] = []
     a = Sink(written, "a")
     batch = WriteBatch(asyncio.get_running_loop())
-    batch.write(a, b"held")  # type: ignore[arg-type]
+    batch.write(a, b"held")
     batch.flush()
     assert written == [("a", b"held")]
     await asyncio.sleep(0)
@@ -65,7 +65,7 @@ async def test_a_closing_transport_gets_nothing_and_a_failing_one_spares_the_oth
     )
     batch = WriteBatch(asyncio.get_running_loop())
     for sink in (gone, broken, fine):
-        batch.write(sink, b"x")  # type: ignore[arg-type]
+        batch.write(sink, b"x")
     gone.close()
     with caplog.at_level(logging.ERROR, logger="strangler.protocol"):
         batch.flush()

@@ -312,12 +312,12 @@ async def test_a_held_response_goes_out_before_a_handler_failing_after_it_closes
 
 async def test_a_drain_and_the_idle_sweep_write_what_is_held_before_they_close() -> None:
     conn, transport, server = _open(Gate())
-    server.batch.write(transport, b"held")  # type: ignore[arg-type]
+    server.batch.write(transport, b"held")
     await server.drain(grace=1)
     assert transport.closing and transport.written == b"held"
     conn, transport, server = _open(Gate(), keep_alive=0.5)
     conn.idle_since -= 1  # idle past keep-alive
-    server.batch.write(transport, b"held")  # type: ignore[arg-type]
+    server.batch.write(transport, b"held")
     server._sweep()
     assert transport.closing and transport.written == b"held"
 

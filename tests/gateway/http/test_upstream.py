@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from gateway.http.upstream import (
+    ClosedBeforeSending,
     ConnectFailure,
     HeadLimits,
     LengthMismatch,
@@ -125,8 +126,27 @@ async def test_connect_failure_and_reset_are_told_apart() -> None:
         await read_request(reader)
 
     async with raw_server(hang_up) as (port, _):
-        with pytest.raises(ResetBeforeResponse):
+        with pytest.raises(ResetBeforeResponse) as reset:
             await get(t, port)
+    assert not reset.value.unsent  # the backend had read the request
+    await t.aclose()
+
+
+async def test_a_connection_closed_before_its_held_head_went_out_leaves_the_request_unsent() -> (
+    None
+):
+    t = PooledTransport()
+    async with raw_server(keep_alive()) as (port, _):
+        assert await get(t, port) == (200, b"hello")
+        (pool,) = t._pools.values()
+        (conn,) = pool.idle
+        sending = asyncio.ensure_future(get(t, port, b"POST"))
+        await asyncio.sleep(0)  # the head is held to the loop's next turn ...
+        assert conn.exchanging and not conn.head_sent
+        conn.close()  # ... and the connection closes first (a keep-alive race)
+        with pytest.raises(ClosedBeforeSending) as closed:
+            await sending
+    assert closed.value.unsent and closed.value.kind == "reset"
     await t.aclose()
 
 

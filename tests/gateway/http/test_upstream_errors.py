@@ -11,7 +11,7 @@ def test_only_errors_raised_before_sending_claim_the_request_unsent() -> None:
         for cls in vars(e).values()
         if isinstance(cls, type) and issubclass(cls, e.UpstreamError) and cls.unsent
     }
-    assert unsent == {"ConnectFailure", "PoolOverflow", "PoolTimeout"}
+    assert unsent == {"ClosedBeforeSending", "ConnectFailure", "PoolOverflow", "PoolTimeout"}
 
 
 def test_a_pool_timeout_is_a_timeout_to_whoever_maps_kinds() -> None:
