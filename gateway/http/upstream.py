@@ -57,7 +57,8 @@ __all__ = [
 ]
 
 # Idle connections older than this are not reused: a backend closing an idle keep-alive
-# connection while we send on it looks like a reset, which is unsafe to retry for writes.
+# connection while we send on it looks like a reset, which is unsafe to retry for writes
+# (unless the close came before the request's head was written: ClosedBeforeSending).
 # uvicorn's default keep-alive is 5 s, nginx's 75 s.
 IDLE_REUSE_LIMIT: Final = 4.0
 #: methods whose empty body goes without a Content-Length

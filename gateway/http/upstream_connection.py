@@ -107,7 +107,9 @@ class Connection:
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self.exchanging or self.complete:
+        # Bytes while the request's head is still held (a 408 and a close, sent as the
+        # connection was taken) answer nothing asked: the close then leaves it unsent.
+        if not self.exchanging or self.complete or not self.head_sent:
             return self._unasked()
         if self.status == 0:
             self.head_bytes += len(data)

@@ -165,7 +165,8 @@ class WebSocketSession(asyncio.Protocol):
         self._release()
 
     def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
+        if self._writable is None:  # paused once, whether by the transport or at hand-over
+            self._writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
         self._release()
@@ -176,6 +177,7 @@ class WebSocketSession(asyncio.Protocol):
             self.protocol.send_close(1001)
             self._flush()
         self.transport.close()
+        self._release()  # a send waiting for a full buffer to drain finds the session closing
 
     # the app ----------------------------------------------------------------
     async def _receive(self) -> Message:

@@ -371,15 +371,17 @@ async def test_a_websocket_session_reads_even_when_the_response_before_it_filled
     assert transport.reading  # the session's frames are read
 
 
-async def test_a_websocket_session_waits_to_write_while_the_earlier_response_fills_the_buffer() -> (
-    None
-):
+async def handed_over_while_full(accepted: list[bool]) -> tuple[Filling, Any]:
+    """A WebSocket handshake pipelined behind a response that fills the client's buffer:
+    the transport and the session that took it over, its app's accept due."""
+
     async def large(request: Request, io: Responder) -> None:
         await io.respond(200, [], b"x" * 100_000)
 
     async def accepting(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
+        accepted.append(True)
         await receive()  # until the client goes
 
     server = Server(large, accepting)
@@ -398,7 +400,30 @@ async def test_a_websocket_session_waits_to_write_while_the_earlier_response_fil
     await eventually(lambda: session._task is not None and session.inbox.empty())
     for _ in range(5):  # the app's accept is due: it waits for the buffer to drain
         await asyncio.sleep(0)
-    assert len(transport.written) == transport.handed_off_at
+    return transport, session
+
+
+async def test_a_websocket_session_waits_to_write_while_the_earlier_response_fills_the_buffer() -> (
+    None
+):
+    accepted: list[bool] = []
+    transport, session = await handed_over_while_full(accepted)
+    assert len(transport.written) == transport.handed_off_at and not accepted
     session.resume_writing()
     await eventually(lambda: b"101 Switching Protocols" in transport.written)
+    assert accepted
     transport.close()
+
+
+async def test_a_websocket_session_closed_while_its_buffer_is_full_lets_a_waiting_send_end() -> (
+    None
+):
+    # A drain closes the session; the transport waits for its full buffer to empty, so
+    # neither resume_writing nor connection_lost comes while the client does not read.
+    accepted: list[bool] = []
+    transport, session = await handed_over_while_full(accepted)
+    transport.closing = True  # closing, its buffer not yet written
+    session.close()
+    await eventually(lambda: accepted == [True])  # the send returned, writing nothing
+    assert len(transport.written) == transport.handed_off_at
+    session.connection_lost(None)

@@ -150,6 +150,21 @@ async def test_a_connection_closed_before_its_held_head_went_out_leaves_the_requ
     await t.aclose()
 
 
+async def test_bytes_read_while_the_head_is_held_are_unasked_and_leave_the_request_unsent() -> None:
+    t = PooledTransport()
+    async with raw_server(keep_alive()) as (port, _):
+        assert await get(t, port) == (200, b"hello")
+        (pool,) = t._pools.values()
+        (conn,) = pool.idle
+        sending = asyncio.ensure_future(get(t, port, b"POST"))
+        await asyncio.sleep(0)  # taken, its head held to the next turn, when the backend's
+        # idle timeout answers in the same turn: not the POST's answer
+        conn.data_received(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+        with pytest.raises(ClosedBeforeSending):
+            await sending
+    await t.aclose()
+
+
 async def test_timeout_and_broken_http() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

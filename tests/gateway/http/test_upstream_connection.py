@@ -54,7 +54,7 @@ def connected(limits: HeadLimits | None = None) -> tuple[Connection, FakeTranspo
 
 async def exchange(conn: Connection, *pieces: bytes, head: bool = False) -> None:
     """Start an exchange and feed the backend's bytes; the head must arrive."""
-    conn.exchanging = True
+    conn.exchanging = conn.head_sent = True
     conn.head_request = head
     conn.head_waiter = asyncio.get_running_loop().create_future()
     for piece in pieces:
@@ -93,7 +93,7 @@ async def test_a_message_split_after_its_end_is_still_never_reused() -> None:
 
 async def test_interim_heads_count_against_the_limits() -> None:
     conn, transport, _ = connected(HeadLimits(size=10_000, lines=5))
-    conn.exchanging = True
+    conn.exchanging = conn.head_sent = True
     conn.head_waiter = asyncio.get_running_loop().create_future()
     conn.data_received(b"HTTP/1.1 103 Early Hints\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n")
     assert conn.error is None
@@ -105,7 +105,7 @@ async def test_interim_heads_count_against_the_limits() -> None:
 
 async def test_an_unfinished_head_is_bounded_before_httptools_buffers_it_all() -> None:
     conn, transport, _ = connected(HeadLimits(size=1000, lines=100))
-    conn.exchanging = True
+    conn.exchanging = conn.head_sent = True
     conn.head_waiter = asyncio.get_running_loop().create_future()
     conn.data_received(b"HTTP/1.1 200 OK\r\nx-long: " + b"a" * 600)
     assert conn.error is None

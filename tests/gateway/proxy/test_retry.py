@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from gateway.config import Retries
-from gateway.http.upstream import ConnectFailure, ResetBeforeResponse, UpstreamTimeout
+from gateway.http.upstream import (
+    ClosedBeforeSending,
+    ConnectFailure,
+    ResetBeforeResponse,
+    UpstreamTimeout,
+)
 from gateway.proxy.retry import Attempt, next_step
 
 DEFAULT = Retries()
@@ -24,6 +29,13 @@ def test_reset_is_not_resent_for_non_idempotent_requests() -> None:
     err = ResetBeforeResponse("x")
     assert next_step(START, DEFAULT, err, None, idempotent=False, replayable=True) is None
     assert next_step(START, DEFAULT, err, None, idempotent=True, replayable=True) == Attempt(
+        "new", "legacy", 1
+    )
+
+
+def test_a_connection_closed_before_the_head_went_out_is_retried_even_for_post() -> None:
+    err = ClosedBeforeSending("x")  # a reset, but the request never left
+    assert next_step(START, DEFAULT, err, None, idempotent=False, replayable=True) == Attempt(
         "new", "legacy", 1
     )
 
