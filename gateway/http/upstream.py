@@ -327,8 +327,7 @@ class PooledTransport:
                 conn.head_sent = False  # until the batch writes it
                 pool.batch.write(conn, request_head(request))
             else:
-                conn.head_sent = True
-                transport.write(request_head(request))
+                conn.write(request_head(request))
                 await conn.write_body(request.stream, request.length)
             await conn.head_waiter
         except BaseException:

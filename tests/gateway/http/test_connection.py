@@ -348,13 +348,14 @@ class Filling(Recording):
             self.protocol.pause_writing()
 
 
-async def test_a_websocket_session_reads_even_when_the_response_before_it_filled_the_buffer() -> (
-    None
-):
+async def pipelined_behind_a_full_response(app: Any = None) -> Filling:
+    """A WebSocket handshake pipelined behind a response that fills the client's buffer,
+    once the connection was handed over: its transport."""
+
     async def large(request: Request, io: Responder) -> None:
         await io.respond(200, [], b"x" * 100_000)
 
-    server = Server(large)
+    server = Server(large, app)
     server.use_loop(asyncio.get_running_loop())
     conn = Connection(server)
     transport = Filling()
@@ -366,17 +367,21 @@ async def test_a_websocket_session_reads_even_when_the_response_before_it_filled
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     await eventually(lambda: transport.handed_off_at is not None)
+    return transport
+
+
+async def test_a_websocket_session_reads_even_when_the_response_before_it_filled_the_buffer() -> (
+    None
+):
+    transport = await pipelined_behind_a_full_response()
     # handed over after the whole response before the handshake
     assert transport.handed_off_at == transport.written.index(b"\r\n\r\n") + 4 + 100_000
     assert transport.reading  # the session's frames are read
 
 
 async def handed_over_while_full(accepted: list[bool]) -> tuple[Filling, Any]:
-    """A WebSocket handshake pipelined behind a response that fills the client's buffer:
-    the transport and the session that took it over, its app's accept due."""
-
-    async def large(request: Request, io: Responder) -> None:
-        await io.respond(200, [], b"x" * 100_000)
+    """The same hand-over to a session whose app accepts: the transport and the session,
+    its app's accept due."""
 
     async def accepting(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
@@ -384,18 +389,7 @@ async def handed_over_while_full(accepted: list[bool]) -> tuple[Filling, Any]:
         accepted.append(True)
         await receive()  # until the client goes
 
-    server = Server(large, accepting)
-    server.use_loop(asyncio.get_running_loop())
-    conn = Connection(server)
-    transport = Filling()
-    transport.protocol = conn
-    conn.connection_made(transport)  # type: ignore[arg-type]
-    conn.data_received(
-        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await eventually(lambda: transport.handed_off_at is not None)
+    transport = await pipelined_behind_a_full_response(accepting)
     session = transport.protocol
     await eventually(lambda: session._task is not None and session.inbox.empty())
     for _ in range(5):  # the app's accept is due: it waits for the buffer to drain

@@ -21,6 +21,7 @@ from gateway.http.upstream import (
     UpstreamRequest,
     UpstreamTimeout,
 )
+from gateway.http.upstream_connection import Connection
 from tests.eventually import eventually
 from tests.harness import free_port
 
@@ -132,18 +133,27 @@ async def test_connect_failure_and_reset_are_told_apart() -> None:
     await t.aclose()
 
 
+async def post_while_its_head_is_held(
+    t: PooledTransport, port: int
+) -> tuple[Connection, asyncio.Future[tuple[int, bytes]]]:
+    """A POST on the pool's one kept-alive connection, its head held to the loop's next
+    turn: the connection and the POST."""
+    assert await get(t, port) == (200, b"hello")
+    (pool,) = t._pools.values()
+    (conn,) = pool.idle
+    sending = asyncio.ensure_future(get(t, port, b"POST"))
+    await asyncio.sleep(0)
+    assert conn.exchanging and not conn.head_sent
+    return conn, sending
+
+
 async def test_a_connection_closed_before_its_held_head_went_out_leaves_the_request_unsent() -> (
     None
 ):
     t = PooledTransport()
     async with raw_server(keep_alive()) as (port, _):
-        assert await get(t, port) == (200, b"hello")
-        (pool,) = t._pools.values()
-        (conn,) = pool.idle
-        sending = asyncio.ensure_future(get(t, port, b"POST"))
-        await asyncio.sleep(0)  # the head is held to the loop's next turn ...
-        assert conn.exchanging and not conn.head_sent
-        conn.close()  # ... and the connection closes first (a keep-alive race)
+        conn, sending = await post_while_its_head_is_held(t, port)
+        conn.close()  # the connection closes first (a keep-alive race)
         with pytest.raises(ClosedBeforeSending) as closed:
             await sending
     assert closed.value.unsent and closed.value.kind == "reset"
@@ -153,12 +163,8 @@ async def test_a_connection_closed_before_its_held_head_went_out_leaves_the_requ
 async def test_bytes_read_while_the_head_is_held_are_unasked_and_leave_the_request_unsent() -> None:
     t = PooledTransport()
     async with raw_server(keep_alive()) as (port, _):
-        assert await get(t, port) == (200, b"hello")
-        (pool,) = t._pools.values()
-        (conn,) = pool.idle
-        sending = asyncio.ensure_future(get(t, port, b"POST"))
-        await asyncio.sleep(0)  # taken, its head held to the next turn, when the backend's
-        # idle timeout answers in the same turn: not the POST's answer
+        conn, sending = await post_while_its_head_is_held(t, port)
+        # the backend's idle timeout answers in the same turn: not the POST's answer
         conn.data_received(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
         with pytest.raises(ClosedBeforeSending):
             await sending
