@@ -1,13 +1,17 @@
 """The upstream transport's errors: plain data, importable by pure decisions (retry).
 
 ``kind`` names the retry condition; ``unsent`` says the request certainly never
-reached the backend, so sending it again cannot repeat its effect::
+reached the backend, so sending it again cannot repeat its effect; ``backend_fault``
+says the error tells of the backend's health, so outlier ejection counts it (all but
+two: a full queue is the gateway's own limit, and a kept-alive connection closed as it
+was taken is the ordinary keep-alive race)::
 
     UpstreamError
      ├── ConnectFailure      kind="connect-failure"  unsent
-     ├── PoolOverflow        kind="overflow"         unsent: too many requests wait already
+     ├── PoolOverflow        kind="overflow"         unsent, no fault: too many requests wait
      ├── ResetBeforeResponse kind="reset"            the request may have reached the backend
-     │    └── ClosedBeforeSending                    unsent: closed while its head was held
+     │    └── ClosedBeforeSending                    unsent, no fault: closed while its head
+     │                                               was held
      ├── UpstreamTimeout     kind="timeout"
      │    └── PoolTimeout                            unsent: the deadline passed before sending
      ├── ProtocolFailure     kind="protocol"         the backend spoke broken HTTP
@@ -21,6 +25,8 @@ class UpstreamError(Exception):
     kind = "error"
     #: True when the request certainly never reached the backend.
     unsent = False
+    #: False when the error says nothing of the backend's health (outlier ejection skips it).
+    backend_fault = True
 
 
 class ConnectFailure(UpstreamError):
@@ -33,6 +39,7 @@ class PoolOverflow(UpstreamError):
 
     kind = "overflow"
     unsent = True
+    backend_fault = False
 
 
 class ResetBeforeResponse(UpstreamError):
@@ -44,6 +51,7 @@ class ClosedBeforeSending(ResetBeforeResponse):
     taken) before the request's head, held to the loop's next turn, was written."""
 
     unsent = True
+    backend_fault = False
 
 
 class UpstreamTimeout(UpstreamError):

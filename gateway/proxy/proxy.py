@@ -295,7 +295,8 @@ class Proxy:
         """Count an attempt's outcome; True when its response is the answer."""
         if error is not None:
             self.metrics.upstream_errors.inc((backend, error.kind))
-            self._failed(backend)
+            if error.backend_fault:
+                self._failed(backend)
         elif response is not None and response.status in FALLBACK_STATUSES:
             self._failed(backend)
         else:

@@ -20,3 +20,13 @@ def test_a_pool_timeout_is_a_timeout_to_whoever_maps_kinds() -> None:
     kinds = [e.ConnectFailure.kind, e.PoolOverflow.kind, e.ResetBeforeResponse.kind]
     kinds += [e.UpstreamTimeout.kind, e.ProtocolFailure.kind, e.LengthMismatch.kind]
     assert len(set(kinds)) == len(kinds)
+
+
+def test_only_the_gateways_own_limit_and_the_keep_alive_race_are_no_fault_of_the_backend() -> None:
+    blameless = {
+        cls.__name__
+        for cls in vars(e).values()
+        if isinstance(cls, type) and issubclass(cls, e.UpstreamError) and not cls.backend_fault
+    }
+    assert blameless == {"ClosedBeforeSending", "PoolOverflow"}
+    assert e.ResetBeforeResponse.backend_fault and e.PoolTimeout.backend_fault

@@ -316,6 +316,32 @@ async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_cappe
     assert max(took for _, took in answers) < 2.5
 
 
+async def test_requests_refused_for_a_full_queue_do_not_eject_the_backend() -> None:
+    server, port = await _silent_backend()
+    text = (
+        "version: 1\nbackends:\n"
+        f'  legacy: {{url: "http://127.0.0.1:{port}", legacy: true, pool_size: 1,'
+        " max_pending: 1, outlier: {consecutive_failures: 2}}\n"
+        "routes:\n  - {name: all, split: {legacy: 1}, timeout: 2s, retries: {attempts: 0}}\n"
+    )
+    try:
+        with gateway(text) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+                # one is sent, one waits for the pool, four are refused at once
+                calls = [asyncio.ensure_future(client.get("/x")) for _ in range(6)]
+                await eventually(lambda: sum(c.done() for c in calls) == 4)
+                assert [c.result().status_code for c in calls if c.done()] == [503] * 4
+                assert proxy.metrics.upstream_errors.get(("legacy", "overflow")) == 4
+                assert proxy.outliers.ejected() == frozenset()
+                assert not proxy.metrics.ejections.get(("legacy",))
+                statuses = Counter([(await c).status_code for c in calls])
+    finally:
+        server.close()
+    assert statuses == {503: 4, 504: 2}
+    # the two timeouts are the backend's: two in a row eject it
+    assert proxy.outliers.ejected() == frozenset({"legacy"})
+
+
 async def test_a_body_trickling_past_the_route_timeout_is_refused() -> None:
     with backends("legacy") as b:
         text = config_text(
