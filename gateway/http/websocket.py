@@ -165,10 +165,17 @@ class WebSocketSession(asyncio.Protocol):
         self._release()
 
     def pause_writing(self) -> None:
+        """The client reads nothing: the app's sends wait, and nothing more is read from
+        the client either, so that its pings and closes cannot pile answers up in the
+        buffer (at most one read's worth)."""
         if self._writable is None:  # paused once, whether by the transport or at hand-over
             self._writable = asyncio.get_running_loop().create_future()
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        if self._writable is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
         self._release()
 
     def close(self) -> None:

@@ -370,15 +370,6 @@ async def pipelined_behind_a_full_response(app: Any = None) -> Filling:
     return transport
 
 
-async def test_a_websocket_session_reads_even_when_the_response_before_it_filled_the_buffer() -> (
-    None
-):
-    transport = await pipelined_behind_a_full_response()
-    # handed over after the whole response before the handshake
-    assert transport.handed_off_at == transport.written.index(b"\r\n\r\n") + 4 + 100_000
-    assert transport.reading  # the session's frames are read
-
-
 async def handed_over_while_full(accepted: list[bool]) -> tuple[Filling, Any]:
     """The same hand-over to a session whose app accepts: the transport and the session,
     its app's accept due."""
@@ -406,6 +397,18 @@ async def test_a_websocket_session_waits_to_write_while_the_earlier_response_fil
     session.resume_writing()
     await eventually(lambda: b"101 Switching Protocols" in transport.written)
     assert accepted
+    transport.close()
+
+
+async def test_a_websocket_session_handed_a_full_buffer_reads_once_it_drains() -> None:
+    accepted: list[bool] = []
+    transport, session = await handed_over_while_full(accepted)
+    # handed over after the whole response before the handshake
+    assert transport.handed_off_at == transport.written.index(b"\r\n\r\n") + 4 + 100_000
+    assert not transport.reading  # the client reads nothing: nothing more is read from it
+    session.resume_writing()
+    assert transport.reading  # the session's frames are read
+    await eventually(lambda: accepted == [True])
     transport.close()
 
 

@@ -4,6 +4,9 @@ the handshake, messages both ways, subprotocols, closes from either side, a reje
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -105,3 +108,39 @@ async def test_a_handshake_pipelined_behind_a_request_waits_for_its_answer() -> 
         assert upgrade.startswith(b"HTTP/1.1 101 ")
         assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in upgrade
         writer.close()
+
+
+async def test_a_client_that_pings_and_never_reads_stops_being_read() -> None:
+    # Every ping is answered with a pong; a client that never reads them must not make
+    # the server buffer its pongs without bound: reading stops while the buffer is full.
+    app = EchoApp()
+    with served(app=app) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)  # the handshake's answer, and not a byte more
+        assert head.startswith(b"HTTP/1.1 101 ")
+        ping = b"\x89\xfd" + b"\x00\x00\x00\x00" + b"p" * 125  # masked (zero key), 125 bytes
+        pings = ping * (16 * 1024 * 1024 // len(ping))  # 16 MiB of them
+
+        def flood() -> None:
+            with contextlib.suppress(OSError):  # cut off when the test ends
+                sock.sendall(pings)
+
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        [session] = await eventually(lambda: list(server.server.sessions))
+        transport = session.transport
+        await eventually(lambda: not transport.is_reading())
+        # what is buffered is bounded by the buffer's limit and one read's answers
+        assert transport.get_write_buffer_size() < 1024 * 1024
+        assert sender.is_alive()  # blocked: 16 MiB of pings were not all taken
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        sender.join(5)
