@@ -4,9 +4,11 @@ own protocol, and clients on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from textwrap import dedent
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 
 from gateway.config import parse
 from gateway.proxy.generation import Generation
+from gateway.proxy.proxy import Proxy
 from tests.eventually import eventually
 from tests.gateway.support import backends, byte_stream, config_text, fire, gateway, raw_request
 
@@ -278,38 +281,43 @@ async def test_a_content_length_body_reaches_the_backend_with_its_length() -> No
     assert chunked.json()["size"] == size
 
 
-async def _silent_backend() -> tuple[asyncio.Server, int]:
-    """Accepts connections and never answers."""
+@contextlib.asynccontextmanager
+async def _before_a_silent_backend(
+    settings: str, timeout: str
+) -> AsyncIterator[tuple[Proxy, httpx.AsyncClient]]:
+    """The gateway in front of one backend that accepts connections and never answers
+    (``settings``: its pool's), on one route with ``timeout`` and no retries; a client."""
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(-1)
         writer.close()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    port = server.sockets[0].getsockname()[1]
+    text = (
+        "version: 1\nbackends:\n"
+        f'  legacy: {{url: "http://127.0.0.1:{port}", legacy: true, {settings}}}\n'
+        "routes:\n"
+        f"  - {{name: all, split: {{legacy: 1}}, timeout: {timeout}, retries: {{attempts: 0}}}}\n"
+    )
+    try:
+        with gateway(text) as (gw, proxy):
+            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+                yield proxy, client
+    finally:
+        server.close()
 
 
 async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_capped() -> None:
-    server, port = await _silent_backend()
-    text = (
-        "version: 1\nbackends:\n"
-        f'  legacy: {{url: "http://127.0.0.1:{port}", legacy: true, pool_size: 2,'
-        " max_pending: 3}\n"
-        "routes:\n  - {name: all, split: {legacy: 1}, timeout: 1s, retries: {attempts: 0}}\n"
-    )
-    try:
-        with gateway(text) as (gw, _):
-            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
-                loop = asyncio.get_running_loop()
-                began = loop.time()
+    async with _before_a_silent_backend("pool_size: 2, max_pending: 3", "1s") as (_, client):
+        loop = asyncio.get_running_loop()
+        began = loop.time()
 
-                async def one() -> tuple[int, float]:
-                    answer = await client.get("/x")
-                    return answer.status_code, loop.time() - began
+        async def one() -> tuple[int, float]:
+            answer = await client.get("/x")
+            return answer.status_code, loop.time() - began
 
-                answers = await asyncio.gather(*(one() for _ in range(8)))
-    finally:
-        server.close()
+        answers = await asyncio.gather(*(one() for _ in range(8)))
     statuses = Counter(status for status, _ in answers)
     # 2 hold the pool, 3 wait for it (all 504 within the 1 s route timeout), 3 are refused
     assert statuses == {504: 5, 503: 3}, statuses
@@ -317,26 +325,16 @@ async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_cappe
 
 
 async def test_requests_refused_for_a_full_queue_do_not_eject_the_backend() -> None:
-    server, port = await _silent_backend()
-    text = (
-        "version: 1\nbackends:\n"
-        f'  legacy: {{url: "http://127.0.0.1:{port}", legacy: true, pool_size: 1,'
-        " max_pending: 1, outlier: {consecutive_failures: 2}}\n"
-        "routes:\n  - {name: all, split: {legacy: 1}, timeout: 2s, retries: {attempts: 0}}\n"
-    )
-    try:
-        with gateway(text) as (gw, proxy):
-            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
-                # one is sent, one waits for the pool, four are refused at once
-                calls = [asyncio.ensure_future(client.get("/x")) for _ in range(6)]
-                await eventually(lambda: sum(c.done() for c in calls) == 4)
-                assert [c.result().status_code for c in calls if c.done()] == [503] * 4
-                assert proxy.metrics.upstream_errors.get(("legacy", "overflow")) == 4
-                assert proxy.outliers.ejected() == frozenset()
-                assert not proxy.metrics.ejections.get(("legacy",))
-                statuses = Counter([(await c).status_code for c in calls])
-    finally:
-        server.close()
+    settings = "pool_size: 1, max_pending: 1, outlier: {consecutive_failures: 2}"
+    async with _before_a_silent_backend(settings, "2s") as (proxy, client):
+        # one is sent, one waits for the pool, four are refused at once
+        calls = [asyncio.ensure_future(client.get("/x")) for _ in range(6)]
+        await eventually(lambda: sum(c.done() for c in calls) == 4)
+        assert [c.result().status_code for c in calls if c.done()] == [503] * 4
+        assert proxy.metrics.upstream_errors.get(("legacy", "overflow")) == 4
+        assert proxy.outliers.ejected() == frozenset()
+        assert not proxy.metrics.ejections.get(("legacy",))
+        statuses = Counter([(await c).status_code for c in calls])
     assert statuses == {503: 4, 504: 2}
     # the two timeouts are the backend's: two in a row eject it
     assert proxy.outliers.ejected() == frozenset({"legacy"})
