@@ -28,6 +28,7 @@ from gateway.http.upstream_connection import Connection, HeadLimits, PooledRespo
 from gateway.http.upstream_errors import (
     ClosedBeforeSending,
     ConnectFailure,
+    DeadlineSpent,
     LengthMismatch,
     PoolOverflow,
     PoolTimeout,
@@ -41,6 +42,7 @@ from gateway.types import Headers
 __all__ = [
     "ClosedBeforeSending",
     "ConnectFailure",
+    "DeadlineSpent",
     "HeadLimits",
     "Headers",
     "LengthMismatch",

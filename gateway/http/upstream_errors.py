@@ -2,9 +2,8 @@
 
 ``kind`` names the retry condition; ``unsent`` says the request certainly never
 reached the backend, so sending it again cannot repeat its effect; ``backend_fault``
-says the error tells of the backend's health, so outlier ejection counts it (all but
-two: a full queue is the gateway's own limit, and a kept-alive connection closed as it
-was taken is the ordinary keep-alive race)::
+says the error tells of the backend's health, so outlier ejection counts it (not a
+wait in the gateway's own queue, the keep-alive race, or the client's own body)::
 
     UpstreamError
      ├── ConnectFailure      kind="connect-failure"  unsent
@@ -13,9 +12,13 @@ was taken is the ordinary keep-alive race)::
      │    └── ClosedBeforeSending                    unsent, no fault: closed while its head
      │                                               was held
      ├── UpstreamTimeout     kind="timeout"
-     │    └── PoolTimeout                            unsent: the deadline passed before sending
+     │    └── PoolTimeout                            unsent, no fault: the deadline passed
+     │         │                                     before sending (waiting for the pool)
+     │         └── DeadlineSpent                     the route's time was up before this
+     │                                               attempt began: no backend was asked
      ├── ProtocolFailure     kind="protocol"         the backend spoke broken HTTP
-     └── LengthMismatch      kind="length-mismatch"  a streamed body was not its declared size
+     └── LengthMismatch      kind="length-mismatch"  no fault: a streamed body was not its
+                                                     declared size (the client's)
 """
 
 from __future__ import annotations
@@ -59,9 +62,16 @@ class UpstreamTimeout(UpstreamError):
 
 
 class PoolTimeout(UpstreamTimeout):
-    """The deadline passed while waiting for a pooled connection or connecting."""
+    """The deadline passed while waiting for a pooled connection, or cut a connect short.
+    No fault of the backend's: the requests holding the pool, and connects that time out
+    on their own, are counted themselves."""
 
     unsent = True
+    backend_fault = False
+
+
+class DeadlineSpent(PoolTimeout):
+    """The route's deadline passed before this attempt (a retry, a fallback) began."""
 
 
 class ProtocolFailure(UpstreamError):
@@ -72,3 +82,4 @@ class LengthMismatch(UpstreamError):
     """A streamed request body was shorter or longer than its declared Content-Length."""
 
     kind = "length-mismatch"
+    backend_fault = False

@@ -34,10 +34,10 @@ from gateway.http.downstream import (
 from gateway.http.exchange import Sample
 from gateway.http.host import with_host
 from gateway.http.upstream import (
+    DeadlineSpent,
     Transport,
     UpstreamError,
     UpstreamResponse,
-    UpstreamTimeout,
 )
 from gateway.metrics.registry import GatewayMetrics
 from gateway.proxy.admission import Refusal, admit, json_error
@@ -254,8 +254,8 @@ class Proxy:
             response: UpstreamResponse | None = None
             error: UpstreamError | None = None
             remaining = deadline - self.clock()
-            if remaining <= 0:
-                error = UpstreamTimeout("route timeout exhausted")
+            if remaining <= 0:  # no backend is asked, so none is counted
+                error = DeadlineSpent("route timeout exhausted")
             else:
                 try:
                     response = await self.transport.send(
@@ -269,8 +269,8 @@ class Proxy:
                     )
                 except UpstreamError as exc:
                     error = exc
-            if self._answered(attempt.backend, response, error):
-                return response, None, attempt.backend  # the common case
+                if self._answered(attempt.backend, response, error):
+                    return response, None, attempt.backend  # the common case
             step = next_step(
                 attempt,
                 route.retries,

@@ -11,7 +11,13 @@ def test_only_errors_raised_before_sending_claim_the_request_unsent() -> None:
         for cls in vars(e).values()
         if isinstance(cls, type) and issubclass(cls, e.UpstreamError) and cls.unsent
     }
-    assert unsent == {"ClosedBeforeSending", "ConnectFailure", "PoolOverflow", "PoolTimeout"}
+    assert unsent == {
+        "ClosedBeforeSending",
+        "ConnectFailure",
+        "DeadlineSpent",
+        "PoolOverflow",
+        "PoolTimeout",
+    }
 
 
 def test_a_pool_timeout_is_a_timeout_to_whoever_maps_kinds() -> None:
@@ -22,11 +28,19 @@ def test_a_pool_timeout_is_a_timeout_to_whoever_maps_kinds() -> None:
     assert len(set(kinds)) == len(kinds)
 
 
-def test_only_the_gateways_own_limit_and_the_keep_alive_race_are_no_fault_of_the_backend() -> None:
+def test_only_errors_that_tell_of_the_backends_health_are_its_fault() -> None:
     blameless = {
         cls.__name__
         for cls in vars(e).values()
         if isinstance(cls, type) and issubclass(cls, e.UpstreamError) and not cls.backend_fault
     }
-    assert blameless == {"ClosedBeforeSending", "PoolOverflow"}
-    assert e.ResetBeforeResponse.backend_fault and e.PoolTimeout.backend_fault
+    # the gateway's own queue, the keep-alive race, an attempt never begun, the client's body
+    assert blameless == {
+        "ClosedBeforeSending",
+        "DeadlineSpent",
+        "LengthMismatch",
+        "PoolOverflow",
+        "PoolTimeout",
+    }
+    assert e.ResetBeforeResponse.backend_fault and e.UpstreamTimeout.backend_fault
+    assert e.ConnectFailure.backend_fault and e.ProtocolFailure.backend_fault

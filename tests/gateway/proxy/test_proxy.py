@@ -282,30 +282,37 @@ async def test_a_content_length_body_reaches_the_backend_with_its_length() -> No
 
 
 @contextlib.asynccontextmanager
-async def _before_a_silent_backend(
-    settings: str, timeout: str
-) -> AsyncIterator[tuple[Proxy, httpx.AsyncClient]]:
-    """The gateway in front of one backend that accepts connections and never answers
-    (``settings``: its pool's), on one route with ``timeout`` and no retries; a client."""
+async def _silent_backend() -> AsyncIterator[str]:
+    """A backend that accepts connections and never answers: its URL."""
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(-1)
         writer.close()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    text = (
-        "version: 1\nbackends:\n"
-        f'  legacy: {{url: "http://127.0.0.1:{port}", legacy: true, {settings}}}\n'
-        "routes:\n"
-        f"  - {{name: all, split: {{legacy: 1}}, timeout: {timeout}, retries: {{attempts: 0}}}}\n"
-    )
     try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+@contextlib.asynccontextmanager
+async def _before_a_silent_backend(
+    settings: str, timeout: str
+) -> AsyncIterator[tuple[Proxy, httpx.AsyncClient]]:
+    """The gateway in front of one backend that never answers (``settings``: its pool's),
+    on one route with ``timeout`` and no retries; a client."""
+    async with _silent_backend() as url:
+        text = (
+            "version: 1\nbackends:\n"
+            f'  legacy: {{url: "{url}", legacy: true, {settings}}}\n'
+            "routes:\n"
+            f"  - {{name: all, split: {{legacy: 1}}, timeout: {timeout},"
+            " retries: {attempts: 0}}\n"
+        )
         with gateway(text) as (gw, proxy):
             async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
                 yield proxy, client
-    finally:
-        server.close()
 
 
 async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_capped() -> None:
@@ -325,8 +332,8 @@ async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_cappe
 
 
 async def test_requests_refused_for_a_full_queue_do_not_eject_the_backend() -> None:
-    settings = "pool_size: 1, max_pending: 1, outlier: {consecutive_failures: 2}"
-    async with _before_a_silent_backend(settings, "2s") as (proxy, client):
+    settings = "pool_size: 1, max_pending: 1, outlier: {consecutive_failures: 1}"
+    async with _before_a_silent_backend(settings, "3s") as (proxy, client):
         # one is sent, one waits for the pool, four are refused at once
         calls = [asyncio.ensure_future(client.get("/x")) for _ in range(6)]
         await eventually(lambda: sum(c.done() for c in calls) == 4)
@@ -336,8 +343,29 @@ async def test_requests_refused_for_a_full_queue_do_not_eject_the_backend() -> N
         assert not proxy.metrics.ejections.get(("legacy",))
         statuses = Counter([(await c).status_code for c in calls])
     assert statuses == {503: 4, 504: 2}
-    # the two timeouts are the backend's: two in a row eject it
+    # the sent request's timeout is the backend's: it ejects it (the waiting one's is not)
     assert proxy.outliers.ejected() == frozenset({"legacy"})
+
+
+async def test_a_fallback_the_route_left_no_time_for_is_not_counted_against() -> None:
+    # The primary never answers and takes the route's whole time; the fallback is then
+    # never asked, so neither its error count nor its ejection streak moves.
+    async with _silent_backend() as silent:
+        with backends("legacy") as b:
+            text = (
+                "version: 1\nbackends:\n"
+                f'  legacy: {{url: "{b["legacy"].url}", legacy: true,'
+                " outlier: {consecutive_failures: 1}}\n"
+                f'  new: {{url: "{silent}"}}\n'
+                "routes:\n  - {name: all, split: {new: 1}, fallback: legacy, timeout: 300ms}\n"
+            )
+            with gateway(text) as (gw, proxy):
+                async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+                    answer = await client.get("/x")
+    assert answer.status_code == 504
+    errors = proxy.metrics.upstream_errors
+    assert errors.get(("new", "timeout")) == 1 and not errors.get(("legacy", "timeout"))
+    assert proxy.outliers.ejected() == frozenset()
 
 
 async def test_a_body_trickling_past_the_route_timeout_is_refused() -> None:
