@@ -187,7 +187,8 @@ class Connection(RequestFramer):
         self.server.connections.discard(self)
         self.no_next_request()  # the session answers from now on
         # The responses before the handshake's go first; writing them may pause reading
-        # (a full buffer), which the session, reading from now on, must not inherit.
+        # (a full buffer).  That pause is this connection's and ends here: the session,
+        # told whether the buffer is full, pauses reading itself until it drains.
         self.batch.flush()
         if self._read_paused:
             self._read_paused = False

@@ -29,6 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 MAX_MESSAGE = 16 << 20  # as uvicorn's default ws_max_size
+MAX_QUEUE = 32  # messages the app has not taken yet, before reading stops (ws_max_queue)
 CLOSE_TIMEOUT = 2.0  # how long the client has to answer a close the gateway began
 
 
@@ -85,6 +86,7 @@ class WebSocketSession(asyncio.Protocol):
         self._fragments: list[bytes | bytearray | memoryview] = []
         self._text = False
         self._writable: asyncio.Future[None] | None = None
+        self._reading = True
         self._task: asyncio.Task[None] | None = None
 
     def begin(self, rest: bytes) -> None:
@@ -132,6 +134,8 @@ class WebSocketSession(asyncio.Protocol):
             elif isinstance(event, Frame):
                 self._frame(event)
         self._flush()
+        if self.inbox.qsize() >= MAX_QUEUE:
+            self._read_as_due()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
@@ -170,13 +174,26 @@ class WebSocketSession(asyncio.Protocol):
         buffer (at most one read's worth)."""
         if self._writable is None:  # paused once, whether by the transport or at hand-over
             self._writable = asyncio.get_running_loop().create_future()
-            if not self.transport.is_closing():
-                self.transport.pause_reading()
+            self._read_as_due()
 
     def resume_writing(self) -> None:
-        if self._writable is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
         self._release()
+        self._read_as_due()
+
+    def _read_as_due(self) -> None:
+        """Read from the client only while what it is answered can be written, and while
+        the app keeps up with its messages: reading stops at MAX_QUEUE untaken and starts
+        again at half that (so memory is bounded by MAX_QUEUE messages and one read)."""
+        if self._reading:
+            due = self._writable is None and self.inbox.qsize() < MAX_QUEUE
+        else:
+            due = self._writable is None and self.inbox.qsize() <= MAX_QUEUE // 2
+        if due != self._reading and not self.transport.is_closing():
+            self._reading = due
+            if due:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     def close(self) -> None:
         """The server stops: going away (1001)."""
@@ -188,7 +205,10 @@ class WebSocketSession(asyncio.Protocol):
 
     # the app ----------------------------------------------------------------
     async def _receive(self) -> Message:
-        return await self.inbox.get()
+        message = await self.inbox.get()
+        if not self._reading:
+            self._read_as_due()
+        return message
 
     async def _send(self, message: Message) -> None:
         if self._writable is not None:

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.http.downstream import Request
-from gateway.http.websocket import handshake_bytes, scope_of
+from gateway.http.websocket import MAX_QUEUE, handshake_bytes, scope_of
 from tests.eventually import eventually
 from tests.gateway.http.wire import served
 
@@ -110,37 +110,81 @@ async def test_a_handshake_pipelined_behind_a_request_waits_for_its_answer() -> 
         writer.close()
 
 
+def _upgraded(port: int, receive_buffer: int | None = None) -> socket.socket:
+    """A raw client socket, through the handshake and not a byte further."""
+    sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)  # before connect
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return sock
+
+
+def _flood(sock: socket.socket, data: bytes) -> threading.Thread:
+    """Send ``data`` from a thread (blocking while the server does not read)."""
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # cut off when the test ends
+            sock.sendall(data)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender
+
+
 async def test_a_client_that_pings_and_never_reads_stops_being_read() -> None:
     # Every ping is answered with a pong; a client that never reads them must not make
     # the server buffer its pongs without bound: reading stops while the buffer is full.
-    app = EchoApp()
-    with served(app=app) as server:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
-        sock.connect(("127.0.0.1", server.port))
-        sock.sendall(
-            b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(1)  # the handshake's answer, and not a byte more
-        assert head.startswith(b"HTTP/1.1 101 ")
+    with served(app=EchoApp()) as server:
+        sock = _upgraded(server.port, receive_buffer=4096)
         ping = b"\x89\xfd" + b"\x00\x00\x00\x00" + b"p" * 125  # masked (zero key), 125 bytes
-        pings = ping * (16 * 1024 * 1024 // len(ping))  # 16 MiB of them
-
-        def flood() -> None:
-            with contextlib.suppress(OSError):  # cut off when the test ends
-                sock.sendall(pings)
-
-        sender = threading.Thread(target=flood, daemon=True)
-        sender.start()
+        sender = _flood(sock, ping * (64 * 1024 * 1024 // len(ping)))  # 64 MiB of them
         [session] = await eventually(lambda: list(server.server.sessions))
         transport = session.transport
         await eventually(lambda: not transport.is_reading())
         # what is buffered is bounded by the buffer's limit and one read's answers
         assert transport.get_write_buffer_size() < 1024 * 1024
-        assert sender.is_alive()  # blocked: 16 MiB of pings were not all taken
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
         sender.join(5)
+
+
+class Holding:
+    """Accepts, then takes no message until ``go`` is set; then counts them all."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.texts = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while not self.go.is_set():
+            await asyncio.sleep(0.01)
+        while (await receive())["type"] != "websocket.disconnect":
+            self.texts += 1
+
+
+async def test_a_client_sending_faster_than_the_app_takes_stops_being_read_and_loses_nothing() -> (
+    None
+):
+    app = Holding()
+    with served(app=app) as server:
+        sock = _upgraded(server.port)
+        hello = b"\x81\x85" + b"\x00\x00\x00\x00" + b"hello"  # masked text, zero key
+        sender = _flood(sock, hello * 100_000)
+        [session] = await eventually(lambda: list(server.server.sessions))
+        await eventually(lambda: not session.transport.is_reading())
+        assert session.inbox.qsize() >= MAX_QUEUE  # stopped once the app fell that far behind
+        app.go.set()  # the app takes its messages: reading starts again, and all arrive
+        await eventually(lambda: app.texts == 100_000, timeout=30)
+        assert session.transport.is_reading()
+        sender.join(5)
+        sock.close()
