@@ -310,9 +310,16 @@ async def _before_a_silent_backend(
             f"  - {{name: all, split: {{legacy: 1}}, timeout: {timeout},"
             " retries: {attempts: 0}}\n"
         )
-        with gateway(text) as (gw, proxy):
-            async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
-                yield proxy, client
+        async with _served(text) as served:
+            yield served
+
+
+@contextlib.asynccontextmanager
+async def _served(text: str) -> AsyncIterator[tuple[Proxy, httpx.AsyncClient]]:
+    """The gateway serving ``text``, and a client of it."""
+    with gateway(text) as (gw, proxy):
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+            yield proxy, client
 
 
 async def test_the_route_timeout_covers_pool_wait_and_pending_requests_are_capped() -> None:
@@ -359,9 +366,8 @@ async def test_a_fallback_the_route_left_no_time_for_is_not_counted_against() ->
                 f'  new: {{url: "{silent}"}}\n'
                 "routes:\n  - {name: all, split: {new: 1}, fallback: legacy, timeout: 300ms}\n"
             )
-            with gateway(text) as (gw, proxy):
-                async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
-                    answer = await client.get("/x")
+            async with _served(text) as (proxy, client):
+                answer = await client.get("/x")
     assert answer.status_code == 504
     errors = proxy.metrics.upstream_errors
     assert errors.get(("new", "timeout")) == 1 and not errors.get(("legacy", "timeout"))
