@@ -89,10 +89,23 @@ class Capture(Protocol):
         ...
 
 
+class BackendHealth(Protocol):
+    """Outlier ejection, as the WebSocket relay takes part in it (the proxy's)."""
+
+    def ejected(self) -> frozenset[str]:
+        """Backends ejected right now."""
+        ...
+
+    def counted(self, backend: str, ok: bool) -> None:
+        """An attempt's outcome at ``backend``: a success ends its failure streak."""
+        ...
+
+
 WebSocketRelay = Callable[..., Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 __all__ = [
+    "BackendHealth",
     "Capture",
     "CaptureTicket",
     "Hook",

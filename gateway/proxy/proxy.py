@@ -109,7 +109,7 @@ class Proxy:
             if self.websocket is None:
                 await send({"type": "websocket.close", "code": 1011})
                 return
-            await self.websocket(self.generation, scope, receive, send)
+            await self.websocket(self.generation, scope, receive, send, self)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -307,6 +307,17 @@ class Proxy:
     def _failed(self, backend: str) -> None:
         if self.outliers.failure(backend):
             self.metrics.ejections.inc((backend,))
+
+    # -- backend health, as the WebSocket relay takes part in it (ports.BackendHealth) --
+
+    def ejected(self) -> frozenset[str]:
+        return self.outliers.ejected()
+
+    def counted(self, backend: str, ok: bool) -> None:
+        if ok:
+            self.outliers.success(backend)
+        else:
+            self._failed(backend)
 
     # -- the reply -----------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """WebSocket upgrades, relayed both ways to the chosen backend.
 
 The server (:mod:`gateway.http.websocket`) completes the client's handshake once this
-module accepts it; this module routes the upgrade like any request, opens the backend
-connection with the ``websockets`` client, accepts the client with the backend's chosen
+module accepts it; this module routes the upgrade like any request (ejected backends
+left out), opens the backend connection with the ``websockets`` client (on the route's
+fallback when the chosen backend cannot be reached or answers 502-504, each outcome
+counted toward outlier ejection), accepts the client with the backend's chosen
 subprotocol, and pumps messages until either side closes.
 """
 
@@ -13,13 +15,15 @@ import random
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from gateway.http.downstream import Receive, Scope, Send
 from gateway.proxy.generation import Generation
 from gateway.proxy.headers import HOP_BY_HOP, request_headers
 from gateway.proxy.markers import unmarked
 from gateway.proxy.paths import PathError, normalise
+from gateway.proxy.ports import BackendHealth
+from gateway.proxy.retry import FALLBACK_STATUSES
 from gateway.proxy.routing import Facts, Refused
 from gateway.tasks import spawn
 
@@ -35,7 +39,9 @@ _HANDSHAKE = frozenset(
 )
 
 
-async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> None:
+async def relay(
+    gen: Generation, scope: Scope, receive: Receive, send: Send, health: BackendHealth
+) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -45,18 +51,14 @@ async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> 
     picked = {n.decode("latin-1"): v.decode("latin-1") for n, v in incoming if n in wanted}
     try:
         path = normalise(raw_path)
-        decision = gen.table.decide(Facts("GET", path, picked), random.random(), raw_path)
+        facts = Facts("GET", path, picked)
+        decision = gen.table.decide(facts, random.random(), raw_path, health.ejected())
     except (PathError, Refused):
         await send({"type": "websocket.close", "code": 1008})
         return
     if decision is None:
         await send({"type": "websocket.close", "code": 1008})
         return
-    backend = gen.config.backends[decision.backend]
-    query = scope.get("query_string", b"")
-    uri = f"ws://{backend.host}:{backend.port}{backend.base_path}{path}"
-    if query:
-        uri += "?" + query.decode("latin-1")
     # The same forwarding rules as plain HTTP: X-Forwarded-* and other client claims only
     # from trusted proxies, the gateway's own X-Forwarded-For, a request id.
     client = scope.get("client")
@@ -68,16 +70,37 @@ async def relay(gen: Generation, scope: Scope, receive: Receive, send: Send) -> 
         for n, v in outgoing.headers
         if n not in HOP_BY_HOP and n not in _HANDSHAKE
     ]
-    try:
-        upstream = await connect(
-            uri,
-            additional_headers=headers,
-            subprotocols=scope.get("subprotocols") or None,
-            open_timeout=backend.connect_timeout,
-            max_size=None,
-            compression=None,
-        )
-    except (OSError, InvalidHandshake, TimeoutError):
+    query = scope.get("query_string", b"")
+    upstream = None
+    for name in (decision.backend, decision.fallback):
+        if name is None:
+            continue
+        backend = gen.config.backends[name]
+        uri = f"ws://{backend.host}:{backend.port}{backend.base_path}{path}"
+        if query:
+            uri += "?" + query.decode("latin-1")
+        try:
+            upstream = await connect(
+                uri,
+                additional_headers=headers,
+                subprotocols=scope.get("subprotocols") or None,
+                open_timeout=backend.connect_timeout,
+                max_size=None,
+                compression=None,
+            )
+        except (OSError, TimeoutError):
+            health.counted(name, False)  # unreachable: try the fallback
+            continue
+        except InvalidStatus as exc:
+            if exc.response.status_code not in FALLBACK_STATUSES:
+                break  # the backend's own answer (a 403, a 404): not a failure of it
+            health.counted(name, False)
+            continue
+        except InvalidHandshake:
+            break
+        health.counted(name, True)
+        break
+    if upstream is None:
         await send({"type": "websocket.close", "code": 1011})
         return
     async with upstream:
