@@ -32,9 +32,11 @@ class Outliers:
         self,
         settings: Mapping[str, Outlier | None],
         clock: Callable[[], float] = time.monotonic,
+        on_ejected: Callable[[str], None] = lambda backend: None,
     ) -> None:
         self._settings = {name: s or DEFAULT for name, s in settings.items()}
         self._clock = clock
+        self._on_ejected = on_ejected
         self._state: dict[str, _State] = {}
         self._ejected: frozenset[str] = frozenset()
         self._next_expiry = float("inf")
@@ -52,6 +54,14 @@ class Outliers:
         state = self._state.get(backend)
         if state is not None and state.failures:
             state.failures = 0
+
+    def counted(self, backend: str, ok: bool) -> None:
+        """An attempt's outcome at ``backend`` (ports.BackendHealth, for the WebSocket relay
+        too): a success ends its failure streak; a failure may eject it."""
+        if ok:
+            self.success(backend)
+        elif self.failure(backend):
+            self._on_ejected(backend)
 
     def failure(self, backend: str) -> bool:
         """Count a failure; True when it ejected the backend."""

@@ -90,7 +90,7 @@ class Capture(Protocol):
 
 
 class BackendHealth(Protocol):
-    """Outlier ejection, as the WebSocket relay takes part in it (the proxy's)."""
+    """Outlier ejection, as the WebSocket relay takes part in it (the proxy's Outliers)."""
 
     def ejected(self) -> frozenset[str]:
         """Backends ejected right now."""

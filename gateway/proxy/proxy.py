@@ -86,7 +86,9 @@ class Proxy:
         self.draw = draw
         self.clock = clock
         self.outliers = Outliers(
-            {n: b.outlier for n, b in generation.config.backends.items()}, clock
+            {n: b.outlier for n, b in generation.config.backends.items()},
+            clock,
+            lambda backend: self.metrics.ejections.inc((backend,)),
         )
         self.capture = capture
         self.mirror = mirror
@@ -109,7 +111,7 @@ class Proxy:
             if self.websocket is None:
                 await send({"type": "websocket.close", "code": 1011})
                 return
-            await self.websocket(self.generation, scope, receive, send, self)
+            await self.websocket(self.generation, scope, receive, send, self.outliers)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -296,28 +298,13 @@ class Proxy:
         if error is not None:
             self.metrics.upstream_errors.inc((backend, error.kind))
             if error.backend_fault:
-                self._failed(backend)
+                self.outliers.counted(backend, False)
         elif response is not None and response.status in FALLBACK_STATUSES:
-            self._failed(backend)
+            self.outliers.counted(backend, False)
         else:
             self.outliers.success(backend)
             return response is not None and response.status < 500
         return False
-
-    def _failed(self, backend: str) -> None:
-        if self.outliers.failure(backend):
-            self.metrics.ejections.inc((backend,))
-
-    # -- backend health, as the WebSocket relay takes part in it (ports.BackendHealth) --
-
-    def ejected(self) -> frozenset[str]:
-        return self.outliers.ejected()
-
-    def counted(self, backend: str, ok: bool) -> None:
-        if ok:
-            self.outliers.success(backend)
-        else:
-            self._failed(backend)
 
     # -- the reply -----------------------------------------------------------------------
 

@@ -70,36 +70,15 @@ async def relay(
         for n, v in outgoing.headers
         if n not in HOP_BY_HOP and n not in _HANDSHAKE
     ]
-    query = scope.get("query_string", b"")
-    upstream = None
+    uris = []
     for name in (decision.backend, decision.fallback):
-        if name is None:
-            continue
-        backend = gen.config.backends[name]
-        uri = f"ws://{backend.host}:{backend.port}{backend.base_path}{path}"
-        if query:
-            uri += "?" + query.decode("latin-1")
-        try:
-            upstream = await connect(
-                uri,
-                additional_headers=headers,
-                subprotocols=scope.get("subprotocols") or None,
-                open_timeout=backend.connect_timeout,
-                max_size=None,
-                compression=None,
-            )
-        except (OSError, TimeoutError):
-            health.counted(name, False)  # unreachable: try the fallback
-            continue
-        except InvalidStatus as exc:
-            if exc.response.status_code not in FALLBACK_STATUSES:
-                break  # the backend's own answer (a 403, a 404): not a failure of it
-            health.counted(name, False)
-            continue
-        except InvalidHandshake:
-            break
-        health.counted(name, True)
-        break
+        if name is not None:
+            backend = gen.config.backends[name]
+            uri = f"ws://{backend.host}:{backend.port}{backend.base_path}{path}"
+            if scope.get("query_string"):
+                uri += "?" + scope["query_string"].decode("latin-1")
+            uris.append((name, uri, backend.connect_timeout))
+    upstream = await _open(uris, headers, scope.get("subprotocols") or None, health)
     if upstream is None:
         await send({"type": "websocket.close", "code": 1011})
         return
@@ -111,6 +90,40 @@ async def relay(
         finally:
             down.cancel()
             await asyncio.gather(down, return_exceptions=True)
+
+
+async def _open(
+    uris: list[tuple[str, str, float]],
+    headers: list[tuple[str, str]],
+    subprotocols: list[str] | None,
+    health: BackendHealth,
+) -> ClientConnection | None:
+    """The connection to the first of ``uris`` (backend, URI, connect timeout) that takes
+    the upgrade, the next tried only when one cannot be reached or answers 502-504; each
+    outcome counted toward outlier ejection."""
+    for name, uri, connect_timeout in uris:
+        try:
+            upstream = await connect(
+                uri,
+                additional_headers=headers,
+                subprotocols=subprotocols,  # type: ignore[arg-type]
+                open_timeout=connect_timeout,
+                max_size=None,
+                compression=None,
+            )
+        except (OSError, TimeoutError):
+            health.counted(name, False)  # unreachable: try the fallback
+            continue
+        except InvalidStatus as exc:
+            if exc.response.status_code not in FALLBACK_STATUSES:
+                return None  # the backend's own answer (a 403, a 404): not a failure of it
+            health.counted(name, False)
+            continue
+        except InvalidHandshake:
+            return None
+        health.counted(name, True)
+        return upstream
+    return None
 
 
 async def _client_to_backend(upstream: ClientConnection, receive: Receive) -> None:
