@@ -1,13 +1,12 @@
 """Mirror scheduling: send sampled requests to the shadow backend in the background.
 
-The proxy asks :meth:`Mirror.lane` on its hot path whether a request is mirrored
-(a counter-based sample, cheap checks, and shedding when the route's lane is
-full); after the primary response has gone to the client it hands the kept copy
-to :meth:`Mirror.submit`.  Everything else happens in named background tasks,
-bounded per route by ``shadow.concurrency`` (requests in flight) plus
-``shadow.queue`` (waiting): the shadow call with its own timeout, the optional
-secondary call to the primary's backend for noise cancellation, the pure
-comparison (:mod:`shadow.compare`), and batched writes to the result store.
+The proxy asks :meth:`Mirror.lane` on its hot path whether a request is mirrored (a
+counter-based sample, cheap checks, shedding when the route's lane is full), then hands the
+kept copy to :meth:`Mirror.submit` once the client has its answer.  The rest runs in named
+background tasks, at most ``shadow.concurrency`` per route with ``shadow.queue`` samples
+waiting: the shadow call with its own timeout, an optional secondary call to the primary's
+backend for noise cancellation, the pure comparison (:mod:`shadow.compare`, one per loop
+turn: :mod:`shadow.pacing`), and batched writes to the result store.
 
 The mirror has its own upstream transport, so a slow shadow backend cannot take
 pooled connections the primary traffic needs, and it never touches outlier
@@ -37,6 +36,7 @@ from gateway.http.upstream import PooledTransport, Transport, UpstreamError, Ups
 from gateway.metrics.registry import Registry
 from gateway.tasks import spawn
 from shadow.compare import Difference, Reply, Rules, compare
+from shadow.pacing import Pace
 from shadow.sampling import Sampler, template
 from shadow.store import FieldDiff, Result, ResultStore, StoreError, hashed
 
@@ -107,6 +107,7 @@ class Mirror:
         self.transport = transport or PooledTransport()
         self.wall = wall
         self.lanes: dict[str, Lane] = {}
+        self.pace = Pace()
         self.comparisons = registry.counter(
             "strangler_shadow_comparisons_total",
             "Shadow samples by route and result (match, differ, error, shed, skipped).",
@@ -250,15 +251,16 @@ class Mirror:
             return self._error(lane, sample, f"shadow {kind}: {exc}".strip(), took)
         took = time.monotonic() - start
         self.latency.observe((lane.route, shadow.backend), took)
-        primary = Reply(sample.status, _decoded(sample.response_headers), sample.response_body)
-        noise: list[Difference] | None = None
+        secondary: Reply | None = None
         served = self.backends.get(sample.served)
         if shadow.noise.secondary and sample.method in SAFE_METHODS and served is not None:
             try:
                 secondary = await self._call(served, sample, shadow, b"secondary")
-                noise = compare(primary, secondary, lane.rules)
             except (UpstreamError, TimeoutError, _TooLarge) as exc:
                 log.debug("secondary call failed: %s", exc)
+        await self.pace.turn()  # the comparison (and the next sample's call): one per turn
+        primary = Reply(sample.status, _decoded(sample.response_headers), sample.response_body)
+        noise = None if secondary is None else compare(primary, secondary, lane.rules)
         self._compared(lane, sample, reply, took, compare(primary, reply, lane.rules), noise)
 
     async def _call(self, backend: Backend, sample: Sample, shadow: Shadow, mark: bytes) -> Reply:

@@ -26,6 +26,7 @@ from shadow.store import Result, open_store
 from tests.eventually import eventually
 from tests.gateway.support import config_text, fire, gateway
 from tests.harness import UvicornThread, free_port
+from tests.shadow.test_pacing import Turns
 
 Seen = list[tuple[str, str, dict[str, str]]]
 
@@ -366,8 +367,10 @@ class Answered:
 class FakeShadow:
     """Answers at once (``then`` runs first, on the next loop turn) or when released."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: Turns | None = None) -> None:
         self.calls = 0
+        self.at: list[int] = []  # the loop turn of each call, when ``turns`` counts them
+        self.turns = turns
         self.in_flight = 0
         self.most = 0
         self.release = asyncio.Event()
@@ -384,6 +387,8 @@ class FakeShadow:
         max_pending: int | None = None,
     ) -> UpstreamResponse:
         self.calls += 1
+        if self.turns is not None:
+            self.at.append(self.turns.now)
         if self.then is not None:
             asyncio.get_running_loop().call_soon(self.then)
             self.then = None
@@ -425,6 +430,26 @@ async def test_a_busy_lane_runs_at_most_concurrency_tasks_and_mirrors_every_kept
     assert (shadow.calls, shadow.most) == (50, 4)
     await mirror.flush()
     assert mirror.comparisons.get(("items", "match")) == 50
+
+
+async def test_answers_that_come_in_one_turn_are_compared_one_per_turn() -> None:
+    config = parse(LANE_CONFIG)
+    with Turns() as turns:
+        shadow = FakeShadow(turns)
+        mirror = Mirror(config.backends, Registry(), None, shadow)
+        route = config.routes[0]
+        for n in range(8):
+            lane = mirror.lane(route, "GET", f"/api/items/{n}", "legacy", True)
+            assert lane is not None
+            lane.submit(sample(n))
+        await eventually(lambda: shadow.in_flight == 4, timeout=5, message="4 shadow calls out")
+        shadow.release.set()  # the four answers come in one turn
+        [lane] = mirror.lanes.values()
+        await eventually(lambda: lane.waiting == 0, timeout=5, message="the lane drained")
+    # Each comparison is followed, in its turn, by the next sample's call.
+    first, then = shadow.at[:4], shadow.at[4:]
+    assert len(set(first)) == 1 and len(set(then)) == 4, shadow.at
+    assert mirror.comparisons.get(("items", "match")) == 8
 
 
 async def test_a_sample_kept_as_the_last_drain_task_ends_is_still_mirrored() -> None:
