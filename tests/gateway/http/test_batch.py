@@ -42,6 +42,52 @@ async def test_writes_made_in_one_turn_go_out_at_the_next_in_the_order_made() ->
     await eventually(lambda: written[-1] == ("b", b"4"))  # a later turn has its own
 
 
+async def test_after_a_quiet_turn_a_turns_first_write_goes_out_at_once_and_the_rest_wait() -> None:
+    written: list[tuple[str, bytes]] = []
+    a, b = Sink(written, "a"), Sink(written, "b")
+    batch = WriteBatch(asyncio.get_running_loop())
+    batch.write(a, b"1")  # a new batch holds: it has seen no turn yet
+    assert written == []
+    await asyncio.sleep(0)  # a quiet turn: one write
+    assert written == [("a", b"1")]
+    batch.write(b, b"2")  # nothing to gather it with: made now
+    assert written == [("a", b"1"), ("b", b"2")] and batch.pending == 0
+    batch.write(a, b"3")  # the same turn's second write: held, after the first
+    assert batch.pending == 1
+    await asyncio.sleep(0)
+    assert written[-1] == ("a", b"3")
+
+
+async def test_after_a_busy_turn_every_write_of_the_next_turn_is_held() -> None:
+    written: list[tuple[str, bytes]] = []
+    a = Sink(written, "a")
+    batch = WriteBatch(asyncio.get_running_loop())
+    batch.write(a, b"1")
+    await asyncio.sleep(0)  # quiet
+    batch.write(a, b"2")
+    batch.write(a, b"3")
+    await asyncio.sleep(0)  # busy: two writes
+    batch.write(a, b"4")
+    assert batch.pending == 1 and written[-1] == ("a", b"3")
+    await asyncio.sleep(0)  # one write again: quiet
+    assert written[-1] == ("a", b"4")
+    batch.write(a, b"5")
+    assert batch.pending == 0 and written[-1] == ("a", b"5")
+    await asyncio.sleep(0)
+
+
+async def test_a_write_made_at_once_skips_a_closing_transport() -> None:
+    written: list[tuple[str, bytes]] = []
+    a = Sink(written, "a")
+    batch = WriteBatch(asyncio.get_running_loop())
+    batch.write(a, b"1")
+    await asyncio.sleep(0)  # quiet
+    a.close()
+    batch.write(a, b"2")
+    assert written == [("a", b"1")] and batch.pending == 0
+    await asyncio.sleep(0)
+
+
 async def test_flush_makes_the_held_writes_now_and_the_turn_does_not_repeat_them() -> None:
     written: list[tuple[str, bytes]] = []
     a = Sink(written, "a")

@@ -133,14 +133,36 @@ async def test_connect_failure_and_reset_are_told_apart() -> None:
     await t.aclose()
 
 
+class Sink:
+    """A writer that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
 async def post_while_its_head_is_held(
     t: PooledTransport, port: int
 ) -> tuple[Connection, asyncio.Future[tuple[int, bytes]]]:
     """A POST on the pool's one kept-alive connection, its head held to the loop's next
-    turn: the connection and the POST."""
+    turn (as on a busy loop: the turn before made several writes): the connection and the
+    POST."""
     assert await get(t, port) == (200, b"hello")
     (pool,) = t._pools.values()
     (conn,) = pool.idle
+    elsewhere = Sink()
+    pool.batch.write(elsewhere, b"1")
+    pool.batch.write(elsewhere, b"2")
+    await asyncio.sleep(0)  # that busy turn's writes are made
+    assert elsewhere.written == [b"1", b"2"]
     sending = asyncio.ensure_future(get(t, port, b"POST"))
     await asyncio.sleep(0)
     assert conn.exchanging and not conn.head_sent
