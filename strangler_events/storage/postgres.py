@@ -20,6 +20,9 @@ import asyncpg
 MIN_SIZE = 1
 MAX_SIZE = 4
 CONNECT_TIMEOUT = 5.0  # seconds to open one connection (asyncpg's own default is 60)
+# Seconds a pool's close waits for connections still in use (asyncpg's own close waits for
+# ever: a connection a cancelled task left mid-query kept a stopping process alive).
+CLOSE_TIMEOUT = 5.0
 
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -88,7 +91,12 @@ class LazyPool:
                     )
         return self._pool
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close the pool: gracefully for up to ``timeout`` seconds, then by terminating
+        the connections still in use."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout)
+            except TimeoutError:
+                pool.terminate()

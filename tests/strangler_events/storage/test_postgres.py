@@ -123,6 +123,19 @@ async def test_a_lazy_pool_opens_once_for_concurrent_first_uses_and_again_after_
     await lazy.close()  # closing twice is harmless
 
 
+async def test_a_lazy_pool_closes_within_its_bound_with_a_connection_still_in_use(
+    pg_database: str,
+) -> None:
+    lazy = LazyPool(pg_database, max_size=2)
+    pool = await lazy.get()
+    held = await pool.acquire()  # never released, as by a task stuck mid-query
+    started = time.monotonic()
+    await asyncio.wait_for(lazy.close(timeout=0.5), 10)  # asyncpg's own close: for ever
+    assert time.monotonic() - started < 5 and pool.is_closing()
+    with pytest.raises(asyncpg.InterfaceError):  # the connection it held is gone
+        await held.fetchval("SELECT 1")
+
+
 async def test_a_lazy_pool_passes_driver_errors_through_and_tries_again() -> None:
     lazy = LazyPool(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
     for _ in range(2):  # nothing is kept from a failed open
