@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.config import Route
 from gateway.config.loader import parse
 from gateway.http.exchange import Sample
 from gateway.http.upstream import PooledTransport, UpstreamRequest, UpstreamResponse
@@ -20,7 +21,7 @@ from gateway.metrics.registry import Counter, Registry
 from gateway.proxy.proxy import Proxy
 from gateway.tasks import spawn
 from gateway.types import Headers
-from shadow.mirror import FLUSH_MAX, SHED_FOLD, Mirror
+from shadow.mirror import FLUSH_MAX, SHED_FOLD, Lane, Mirror
 from shadow.report import EndpointReport, build
 from shadow.store import Result, open_store
 from tests.eventually import eventually
@@ -413,16 +414,21 @@ def sample(n: int) -> Sample:
     )  # fmt: skip
 
 
+def submitted(mirror: Mirror, route: Route, n: int) -> Lane:
+    """The route's lane, after ``n`` samples were kept and submitted on it."""
+    for i in range(n):
+        lane = mirror.lane(route, "GET", f"/api/items/{i}", "legacy", True)
+        assert lane is not None
+        lane.submit(sample(i))
+    [lane] = mirror.lanes.values()
+    return lane
+
+
 async def test_a_busy_lane_runs_at_most_concurrency_tasks_and_mirrors_every_kept_sample() -> None:
     config = parse(LANE_CONFIG)
     shadow = FakeShadow()
     mirror = Mirror(config.backends, Registry(), None, shadow)
-    route = config.routes[0]
-    for n in range(50):
-        lane = mirror.lane(route, "GET", f"/api/items/{n}", "legacy", True)
-        assert lane is not None
-        lane.submit(sample(n))
-    [lane] = mirror.lanes.values()
+    lane = submitted(mirror, config.routes[0], 50)
     assert len(lane.tasks) == 4  # not one task per sample
     await eventually(lambda: shadow.in_flight == 4, timeout=5, message="4 shadow calls out")
     shadow.release.set()
@@ -437,14 +443,9 @@ async def test_answers_that_come_in_one_turn_are_compared_one_per_turn() -> None
     with Turns() as turns:
         shadow = FakeShadow(turns)
         mirror = Mirror(config.backends, Registry(), None, shadow)
-        route = config.routes[0]
-        for n in range(8):
-            lane = mirror.lane(route, "GET", f"/api/items/{n}", "legacy", True)
-            assert lane is not None
-            lane.submit(sample(n))
+        lane = submitted(mirror, config.routes[0], 8)
         await eventually(lambda: shadow.in_flight == 4, timeout=5, message="4 shadow calls out")
         shadow.release.set()  # the four answers come in one turn
-        [lane] = mirror.lanes.values()
         await eventually(lambda: lane.waiting == 0, timeout=5, message="the lane drained")
     # Each comparison is followed, in its turn, by the next sample's call.
     first, then = shadow.at[:4], shadow.at[4:]

@@ -42,14 +42,21 @@ async def test_writes_made_in_one_turn_go_out_at_the_next_in_the_order_made() ->
     await eventually(lambda: written[-1] == ("b", b"4"))  # a later turn has its own
 
 
-async def test_after_a_quiet_turn_a_turns_first_write_goes_out_at_once_and_the_rest_wait() -> None:
-    written: list[tuple[str, bytes]] = []
-    a, b = Sink(written, "a"), Sink(written, "b")
+async def after_a_quiet_turn(written: list[tuple[str, bytes]]) -> tuple[Sink, WriteBatch]:
+    """A sink "a" and a batch whose last turn made one write to it (b"1")."""
+    a = Sink(written, "a")
     batch = WriteBatch(asyncio.get_running_loop())
     batch.write(a, b"1")  # a new batch holds: it has seen no turn yet
     assert written == []
     await asyncio.sleep(0)  # a quiet turn: one write
     assert written == [("a", b"1")]
+    return a, batch
+
+
+async def test_after_a_quiet_turn_a_turns_first_write_goes_out_at_once_and_the_rest_wait() -> None:
+    written: list[tuple[str, bytes]] = []
+    a, batch = await after_a_quiet_turn(written)
+    b = Sink(written, "b")
     batch.write(b, b"2")  # nothing to gather it with: made now
     assert written == [("a", b"1"), ("b", b"2")] and batch.pending == 0
     batch.write(a, b"3")  # the same turn's second write: held, after the first
@@ -60,10 +67,7 @@ async def test_after_a_quiet_turn_a_turns_first_write_goes_out_at_once_and_the_r
 
 async def test_after_a_busy_turn_every_write_of_the_next_turn_is_held() -> None:
     written: list[tuple[str, bytes]] = []
-    a = Sink(written, "a")
-    batch = WriteBatch(asyncio.get_running_loop())
-    batch.write(a, b"1")
-    await asyncio.sleep(0)  # quiet
+    a, batch = await after_a_quiet_turn(written)
     batch.write(a, b"2")
     batch.write(a, b"3")
     await asyncio.sleep(0)  # busy: two writes
@@ -78,10 +82,7 @@ async def test_after_a_busy_turn_every_write_of_the_next_turn_is_held() -> None:
 
 async def test_a_write_made_at_once_skips_a_closing_transport() -> None:
     written: list[tuple[str, bytes]] = []
-    a = Sink(written, "a")
-    batch = WriteBatch(asyncio.get_running_loop())
-    batch.write(a, b"1")
-    await asyncio.sleep(0)  # quiet
+    a, batch = await after_a_quiet_turn(written)
     a.close()
     batch.write(a, b"2")
     assert written == [("a", b"1")] and batch.pending == 0
