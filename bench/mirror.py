@@ -77,6 +77,9 @@ class Discard:
     async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
         return []
 
+    async def checkpoint(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 

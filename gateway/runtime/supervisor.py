@@ -53,6 +53,7 @@ from shadow.store import open_store as open_results
 
 log = logging.getLogger("strangler")
 WATCH_INTERVAL = 1.0
+CHECKPOINT_INTERVAL = 5.0  # seconds between checkpoints of the shadow results (SQLite)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -288,11 +289,21 @@ def make_readers(config: Config) -> tuple[ResultStore | None, OutboxStore | None
     return shadow, outbox
 
 
-async def hold(shadow: ResultStore | None, outbox: OutboxStore | None) -> None:
+async def hold(
+    shadow: ResultStore | None, outbox: OutboxStore | None, every: float = CHECKPOINT_INTERVAL
+) -> None:
     """Keep the dashboard's readers until the admin stops, then close them (an open
-    SQLite connection would keep the process from exiting)."""
+    SQLite connection would keep the process from exiting).  Meanwhile checkpoint the
+    shadow results ``every`` seconds: the workers' writes leave that to this process,
+    whose reader runs it in its own thread, off any worker's event loop."""
     try:
-        await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(every)
+            if shadow is not None:
+                try:
+                    await shadow.checkpoint()
+                except ShadowStoreError as exc:
+                    log.warning("could not checkpoint the shadow results: %s", exc)
     finally:
         try:
             if shadow is not None:

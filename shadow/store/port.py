@@ -72,6 +72,11 @@ class ResultStore(Protocol):
         """Results at or after ``since`` (unix time), oldest first."""
         ...
 
+    async def checkpoint(self) -> None:
+        """Fold what was written into the store's main file, on the caller's schedule
+        (SQLite's WAL checkpoint, which the gateway's writers leave to the supervisor;
+        nothing to do elsewhere)."""
+
     async def close(self) -> None: ...
 
 

@@ -80,5 +80,8 @@ class PostgresResults:
             rows = await pool.fetch(sql + " ORDER BY at, n", *args)
         return [from_row(tuple(row)) for row in rows]
 
+    async def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints by itself, off the writers' connections."""
+
     async def close(self) -> None:
         await self._pool.close()

@@ -6,11 +6,14 @@ one short ``BEGIN IMMEDIATE`` ... ``COMMIT`` every half second, WAL with
 ``synchronous=NORMAL`` (no fsync per commit), waiting at most ``WRITE_BUSY_MS`` for another
 process's write lock before it fails and the mirror keeps the batch for the next flush.
 The statements themselves also run on the loop: a flush of the mirror's batch (at most
-``shadow.mirror.FLUSH_MAX`` results), and, each time the WAL passes SQLite's
-auto-checkpoint size (about 4 MB of results), the checkpoint with its fsyncs.
-A worker starts no thread for it: aiosqlite's thread cost a worker about 2 µs of CPU per
-proxied request (5%) even when it only wrote a few rows a second (see
-:func:`strangler_events.storage.sqlite.connect_now`).
+``shadow.mirror.FLUSH_MAX`` results), a fraction of a millisecond for a second's results.
+The WAL's checkpoint, which copies it into the database file and fsyncs both (10-20 ms
+on a test machine, a stall for every request on the worker's loop), is not theirs: the
+supervisor's reader runs :meth:`SqliteResults.checkpoint` every few seconds, in its
+thread; a writer checkpoints only when the WAL passes ``WRITER_CHECKPOINT_PAGES`` (for an
+embedding with no supervisor).  A worker starts no thread for it: aiosqlite's thread
+cost a worker about 2 µs of CPU per proxied request (5%) even when it only wrote a few
+rows a second (see :func:`strangler_events.storage.sqlite.connect_now`).
 
 Reads (:meth:`SqliteResults.results`: the dashboard and the rollout gates, in the
 supervisor) go through aiosqlite, opened by the toolkit's SQLite seam, so that a large
@@ -32,6 +35,7 @@ from strangler_events.storage.sqlite import Lazy, LazyNow
 from strangler_events.storage.sqlite import sqlite_path as parse_url
 
 WRITE_BUSY_MS: Final = 100  # how long a flush waits for another process's write lock
+WRITER_CHECKPOINT_PAGES: Final = 16_384  # 64 MiB of 4 KiB pages (SQLite's default: 1,000)
 MARKS: Final = ", ".join("?" * len(COLUMNS.split(",")))
 INSERT: Final = f"INSERT INTO strangler_shadow ({COLUMNS}) VALUES ({MARKS})"
 
@@ -88,7 +92,7 @@ class SqliteResults:
         self.path = sqlite_path(url)
         self._sqlite = Lazy(self.path, "NORMAL")
         self._lock = self._sqlite.lock
-        self._writer = LazyNow(self.path, WRITE_BUSY_MS, "NORMAL")
+        self._writer = LazyNow(self.path, WRITE_BUSY_MS, "NORMAL", WRITER_CHECKPOINT_PAGES)
 
     async def init(self) -> None:
         with translated_now():
@@ -125,6 +129,15 @@ class SqliteResults:
         async with translated(), self._lock:
             cursor = await db.execute(sql, args)
             return [from_row(row) for row in await cursor.fetchall()]
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file (``PASSIVE``: no writer
+        or reader waits for it), through the reader's thread."""
+        if self.path == ":memory:":
+            return
+        db = await self._conn()
+        async with translated(), self._lock:
+            await db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _conn(self) -> aiosqlite.Connection:
         async with translated():

@@ -41,7 +41,9 @@ async def connect(path: str, synchronous: str | None = None) -> aiosqlite.Connec
     return db
 
 
-def connect_now(path: str, busy_ms: int, synchronous: str | None = None) -> sqlite3.Connection:
+def connect_now(
+    path: str, busy_ms: int, synchronous: str | None = None, autocheckpoint: int | None = None
+) -> sqlite3.Connection:
     """:func:`connect`'s settings on a plain ``sqlite3`` connection, for the caller's own
     thread.  A gateway worker reaches the shadow results and the rollout weights this way,
     because a Python thread in a worker costs every request: aiosqlite's cost about 2 µs
@@ -50,7 +52,8 @@ def connect_now(path: str, busy_ms: int, synchronous: str | None = None) -> sqli
     which takes its multi-threaded paths in ``read``, ``write`` and ``malloc`` once a
     process has a second thread.  (The capture outbox, whose writes must be durable before
     the client hears back, still goes through aiosqlite.)  The statements block the event
-    loop, so they must be short and ``busy_ms`` small."""
+    loop, so they must be short and ``busy_ms`` small; ``autocheckpoint`` (pages) sets
+    when a commit of this connection checkpoints the WAL itself."""
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None)
@@ -58,6 +61,8 @@ def connect_now(path: str, busy_ms: int, synchronous: str | None = None) -> sqli
         db.execute("PRAGMA journal_mode=WAL")
         if synchronous is not None:
             db.execute(f"PRAGMA synchronous={synchronous}")
+        if autocheckpoint is not None:
+            db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     except BaseException:
         db.close()
         raise
@@ -116,15 +121,22 @@ class LazyNow:
     """:class:`Lazy` for a :func:`connect_now` connection: opened on first use, on the
     caller's thread (so no lock: its statements never interleave)."""
 
-    def __init__(self, path: str, busy_ms: int, synchronous: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        busy_ms: int,
+        synchronous: str | None = None,
+        autocheckpoint: int | None = None,
+    ) -> None:
         self.path = path
         self.busy_ms = busy_ms
         self.synchronous = synchronous
+        self.autocheckpoint = autocheckpoint
         self._db: sqlite3.Connection | None = None
 
     def get(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = connect_now(self.path, self.busy_ms, self.synchronous)
+            self._db = connect_now(self.path, self.busy_ms, self.synchronous, self.autocheckpoint)
         return self._db
 
     def close(self) -> None:

@@ -495,6 +495,9 @@ class SlowStore:
     async def results(self, since: float = 0.0, route: str | None = None) -> list[Result]:
         return [r for batch in self.batches for r in batch]
 
+    async def checkpoint(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 

@@ -26,7 +26,11 @@ from gateway.runtime.supervisor import (
     Supervisor,
     admin_policy,
     check_origin_token,
+    hold,
 )
+from gateway.tasks import spawn
+from shadow.store import Result, StoreError
+from shadow.store.sqlite import SqliteResults
 from tests.eventually import GiveUp, eventually, wait_until
 from tests.gateway.support import (
     RunningGateway,
@@ -38,6 +42,52 @@ from tests.gateway.support import (
     strangler_run,
 )
 from tests.harness import free_port
+
+
+async def test_the_supervisor_checkpoints_the_shadow_results_the_workers_write(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/shadow.db"
+    worker, reader = SqliteResults(url), SqliteResults(url)  # as in two processes
+    await worker.init()
+    rows = [Result(i, "api", "GET", "/x", "compared", request_id="x" * 1000) for i in range(2000)]
+    await worker.add(rows)
+    database = tmp_path / "shadow.db"
+    assert database.stat().st_size < 100_000  # the 2 MB are in the WAL
+    holding = spawn(hold(reader, None, every=0.01), name="hold")
+    try:
+        await eventually(lambda: database.stat().st_size > 2_000_000)
+        await worker.add(rows[:1])
+        assert len(await reader.results()) == 2001
+    finally:
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+        await worker.close()
+
+
+async def test_a_checkpoint_that_fails_is_logged_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing:
+        url = "sqlite:///failing.db"
+        calls = 0
+        closed = False
+
+        async def checkpoint(self) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise StoreError("disk I/O error")
+
+        async def close(self) -> None:
+            self.closed = True
+
+    store = Failing()
+    holding = spawn(hold(store, None, every=0.01), name="hold")  # type: ignore[arg-type]
+    await eventually(lambda: store.calls >= 2)
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)
+    assert "could not checkpoint the shadow results: disk I/O error" in caplog.text
+    assert store.closed
 
 
 def routes_yaml(legacy: str, new: str, weight_new: int) -> str:

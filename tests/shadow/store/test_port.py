@@ -66,6 +66,13 @@ async def test_filters_by_time_and_route(store: ResultStore) -> None:
     assert len(await store.results()) == 10
 
 
+async def test_a_checkpoint_keeps_every_result_readable(store: ResultStore) -> None:
+    await store.add([compared(float(t)) for t in range(3)])
+    await store.checkpoint()
+    await store.add([compared(3.0)])
+    assert [r.at for r in await store.results()] == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_values_are_hashed_when_not_kept() -> None:
     assert hashed("secret@example.com").startswith("sha256:")
     assert "secret" not in hashed("secret@example.com")

@@ -101,3 +101,36 @@ async def test_a_write_that_fails_midway_is_rolled_back_and_the_next_one_goes_in
     await store.add([result(3.0)])  # no transaction was left open
     assert [r.at for r in await store.results()] == [3.0]  # the whole batch or none of it
     await store.close()
+
+
+async def test_writes_leave_the_checkpoint_to_checkpoint(tmp_path: Path) -> None:
+    # SQLite's own checkpoint would run in the commit that passes 1,000 pages of WAL,
+    # fsyncs and all, on a gateway worker's loop.  Here 6 MB of results go in and the
+    # database file stays as it was until the checkpoint copies them.
+    path = tmp_path / "wal.db"
+    store = SqliteResults(f"sqlite:///{path}")
+    await store.init()
+    empty = path.stat().st_size
+    big = "x" * 1000
+    for batch in range(60):
+        await store.add(
+            [
+                Result(batch + i / 100, "api", "GET", "/x", "compared", request_id=big)
+                for i in range(100)
+            ]
+        )
+    assert Path(f"{path}-wal").stat().st_size > 6_000_000
+    assert path.stat().st_size == empty
+    await store.checkpoint()
+    assert path.stat().st_size > 6_000_000
+    assert len(await store.results()) == 6000
+    await store.close()
+
+
+async def test_checkpointing_an_in_memory_store_is_a_no_op() -> None:
+    store = SqliteResults("sqlite:///")
+    await store.init()
+    await store.add([result(1.0)])
+    await store.checkpoint()
+    assert [r.at for r in await store.results()] == [1.0]
+    await store.close()
