@@ -53,7 +53,21 @@ from shadow.store import open_store as open_results
 
 log = logging.getLogger("strangler")
 WATCH_INTERVAL = 1.0
-CHECKPOINT_INTERVAL = 5.0  # seconds between checkpoints of the shadow results (SQLite)
+# Seconds between checkpoints of the shadow results (SQLite).  After each, the first worker
+# commit restarts the WAL and fsyncs its header (a few ms on its loop): not too often.
+CHECKPOINT_INTERVAL = 30.0
+RAM_DIR = Path("/dev/shm")
+
+
+def state_root() -> str | None:
+    """Where the state the supervisor shares with its workers goes (the configuration they
+    read, the metrics snapshot each replaces every second): a RAM-backed directory when
+    the machine has one, else the temporary directory.  On a disk, replacing a file frees
+    the old one's blocks, and on ext4 mounted with ``discard`` the worker's event loop waits
+    for the device to discard them: a few milliseconds each second, sometimes a hundred."""
+    if RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK | os.X_OK):
+        return str(RAM_DIR)
+    return None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -85,7 +99,7 @@ class Supervisor:
         self.workers = max(1, workers)
         self.metrics = GatewayMetrics()
         self.sock = bind(*self.config.listen)
-        self.state_dir = Path(tempfile.mkdtemp(prefix="strangler-"))
+        self.state_dir = Path(tempfile.mkdtemp(prefix="strangler-", dir=state_root()))
         self.metrics_dir = self.state_dir / "metrics"
         self.good_config = self.state_dir / "routes.yaml"
         self._keep(self._good_text)

@@ -9,8 +9,9 @@ The statements themselves also run on the loop: a flush of the mirror's batch (a
 ``shadow.mirror.FLUSH_MAX`` results), a fraction of a millisecond for a second's results.
 The WAL's checkpoint, which copies it into the database file and fsyncs both (10-20 ms
 on a test machine, a stall for every request on the worker's loop), is not theirs: the
-supervisor's reader runs :meth:`SqliteResults.checkpoint` every few seconds, in its
-thread; a writer checkpoints only when the WAL passes ``WRITER_CHECKPOINT_PAGES`` (for an
+supervisor's reader runs :meth:`SqliteResults.checkpoint` every half minute, in its
+thread (the first commit after it restarts the WAL and fsyncs its header, once); a
+writer checkpoints only when the WAL passes ``WRITER_CHECKPOINT_PAGES`` (for an
 embedding with no supervisor).  A worker starts no thread for it: aiosqlite's thread
 cost a worker about 2 µs of CPU per proxied request (5%) even when it only wrote a few
 rows a second (see :func:`strangler_events.storage.sqlite.connect_now`).

@@ -21,12 +21,15 @@ import pytest
 import yaml
 
 from gateway.config import parse
+from gateway.runtime import supervisor as supervisor_module
 from gateway.runtime.supervisor import (
+    RAM_DIR,
     MissingToken,
     Supervisor,
     admin_policy,
     check_origin_token,
     hold,
+    state_root,
 )
 from gateway.tasks import spawn
 from shadow.store import Result, StoreError
@@ -437,3 +440,43 @@ def test_the_shipped_deployment_requires_the_admin_token_secret() -> None:
     assert token["valueFrom"]["secretKeyRef"].get("optional", False) is False
     cluster = parse((root / "k8s" / "routes.yaml").read_text())
     assert cluster.admin_token_env == "STRANGLER_ADMIN_TOKEN"
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem ``path`` is on (the longest mount point above it)."""
+    mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    resolved = str(path.resolve())
+    above = [
+        (point, kind) for point, kind in mounts if resolved.startswith(point.rstrip("/") + "/")
+    ]
+    return max(above, key=lambda mount: len(mount[0]))[1]
+
+
+def test_workers_publish_their_metrics_in_ram(tmp_path: Path) -> None:
+    # Replacing a snapshot on a disk frees the old file's blocks; with ext4's discard the
+    # worker's loop waits for the device every second.  In RAM it never does.
+    assert RAM_DIR.is_dir(), "this test runs on Linux, which has /dev/shm"
+    with backends("legacy", "new") as b:
+        path = tmp_path / "routes.yaml"
+        doc = routes_yaml(b["legacy"].url, b["new"].url, 0)
+        path.write_text(f"listen: 127.0.0.1:{free_port()}\n{doc}")
+        supervisor = Supervisor(str(path), 1)
+        try:
+            supervisor.start()
+            wait_until(supervisor.ready, timeout=20)
+            snapshots = list(supervisor.metrics_dir.glob("metrics-*.json"))
+            assert len(snapshots) == 1
+            assert filesystem_of(snapshots[0]) == "tmpfs"
+            assert snapshots[0].is_relative_to(RAM_DIR)
+        finally:
+            supervisor.stop()
+        assert not supervisor.state_dir.exists()
+
+
+def test_without_a_ram_directory_the_state_goes_to_the_temporary_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(supervisor_module, "RAM_DIR", tmp_path / "missing")
+    assert state_root() is None
+    (tmp_path / "missing").touch()  # not a directory either
+    assert state_root() is None
