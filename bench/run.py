@@ -19,14 +19,14 @@ that checkout (its native build made there) beside this one: an A/B of a change,
 same rounds.
 
 All entries run side by side.  For each connection count (64, then 4): a warm-up of
-each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in turn
-(interleaved, so that drift on a shared machine hits all of them alike); the table
-shows medians.  CPU per request is the entry's process-tree CPU time (from /proc)
-divided by requests served.  "added p50" is the entry's p50 at 4 connections minus
-direct's.  Then, unless MEMORY=0, what IDLE_CONNS (2,000) idle keep-alive client
-connections cost each proxy in memory: the RSS delta per worker over the connections it
-holds (bench/memory.py; target for strangler: under 20 KiB).  Results are also written to
-bench/results/<timestamp>.json.
+each, then REPS rounds of ``wrk -t2 -dDURATION --latency`` taking the entries in turn,
+in alternating order (A B C, then C B A: drift on a shared machine hits all of them
+alike, and no entry always runs first or last); the table shows medians.  CPU per
+request is the entry's process-tree CPU time (from /proc) divided by requests served.
+"added p50" is the entry's p50 at 4 connections minus direct's.  Then, unless MEMORY=0,
+what IDLE_CONNS (2,000) idle keep-alive client connections cost each proxy in memory:
+the RSS delta per worker over the connections it holds (bench/memory.py; target for
+strangler: under 20 KiB).  Results are also written to bench/results/<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -296,14 +296,15 @@ def main() -> int:
         wait_http(f"http://{HOST}:{up_port}/api/x")
         for entry in entries:
             start_entry(entry, run, up_port)
-        # Interleaved (A B C A B C ...): drift on a shared machine hits every entry alike.
+        # Interleaved, in alternating order (A B C C B A ...): drift on a shared machine hits
+        # every entry alike, and no entry always runs first or last in a round.
         for conns in CONNS:
             for entry in entries:
                 print(f"{entry.name} c{conns} warm-up", file=sys.stderr, flush=True)
                 wrk(entry.port, conns, WARMUP, None)
                 entry.results[conns] = []
             for rep in range(REPS):
-                for entry in entries:
+                for entry in entries if rep % 2 == 0 else entries[::-1]:
                     print(
                         f"{entry.name} c{conns} run {rep + 1}/{REPS}", file=sys.stderr, flush=True
                     )
